@@ -1,0 +1,69 @@
+"""Log-probs (and entropy) of sampled response tokens under a policy: one forward pass.
+
+The same suppression mask and temperature that sampling used are applied before the
+log-softmax, so old and new log-probs describe the same (sampling) policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from openvlthinker.engine.rollout import Rollout
+
+
+@dataclass
+class TokenScores:
+    """log_probs, entropy: (B, T) over response tokens (entropy None unless requested)."""
+
+    log_probs: torch.Tensor
+    entropy: torch.Tensor | None
+
+
+def suppress_and_scale(
+    logits: torch.Tensor, suppress_ids: list[int], temperature: float
+) -> torch.Tensor:
+    """Vision ids to -inf, divided by temperature: (..., V) -> (..., V) float32."""
+    logits = logits.float()
+    if suppress_ids:
+        logits = logits.index_fill(-1, torch.tensor(suppress_ids, device=logits.device), -torch.inf)
+    return logits / temperature
+
+
+def score_tokens(
+    model,
+    rollout: Rollout,
+    *,
+    suppress_ids: list[int],
+    temperature: float,
+    with_entropy: bool = False,
+) -> TokenScores:
+    """Log-prob of each response token (B, T) given prompt and earlier tokens.
+
+    Builds input = prompt ++ response, attention = prompt mask ++ response mask, and
+    keeps only the T + 1 last logits (``logits_to_keep``): never prompt x vocab logits.
+    """
+    prompts = rollout.prompts
+    t = rollout.responses.shape[1]
+    input_ids = torch.cat([prompts.input_ids, rollout.responses], dim=1)
+    attention_mask = torch.cat([prompts.attention_mask, rollout.response_mask], dim=1)
+    mm_token_type_ids = torch.cat(
+        [prompts.mm_token_type_ids, torch.zeros_like(rollout.responses)], dim=1
+    )
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        mm_token_type_ids=mm_token_type_ids,
+        **prompts.vision_inputs(),
+        logits_to_keep=t + 1,
+        use_cache=False,
+    )
+    logits = suppress_and_scale(out.logits[:, :-1], suppress_ids, temperature)
+    log_softmax = torch.log_softmax(logits, dim=-1)
+    log_probs = log_softmax.gather(-1, rollout.responses[..., None])[..., 0]
+    entropy = None
+    if with_entropy:
+        probs = log_softmax.exp()
+        entropy = -(probs * torch.where(probs > 0, log_softmax, 0.0)).sum(-1)
+    return TokenScores(log_probs=log_probs, entropy=entropy)

@@ -1,0 +1,84 @@
+"""Metric sinks: console (logging), a JSONL file, TensorBoard, and wandb when installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class Tracker:
+    """Send ``{name: float}`` per step to every enabled sink."""
+
+    def __init__(
+        self, out_dir: str | Path, sinks: list[str], experiment: str, config: dict[str, Any]
+    ):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.sinks = list(sinks)
+        self._jsonl = None
+        self._tb = None
+        self._wandb = None
+        if "jsonl" in self.sinks:
+            self._jsonl = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")
+        if "tensorboard" in self.sinks:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
+        if "wandb" in self.sinks:
+            if importlib.util.find_spec("wandb") is None:
+                logger.warning("trainer.logger: wandb requested but not installed; skipping it")
+            else:
+                import wandb
+
+                self._wandb = wandb.init(name=experiment, config=config, dir=str(self.out_dir))
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        clean = {
+            k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))
+        }
+        if "console" in self.sinks:
+            # Per-task detail goes to the files; the console keeps the batch-level view.
+            shown = {
+                k: v
+                for k, v in clean.items()
+                if k.count("/") == 1 or k.startswith("val/macro/") or k == "val/score"
+            }
+            logger.info(
+                "step %d | %s", step, " ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
+            )
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps({"step": step, **clean}, sort_keys=True) + "\n")
+            self._jsonl.flush()
+        if self._tb is not None:
+            for key, value in clean.items():
+                self._tb.add_scalar(key, value, step)
+            self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.log(clean, step=step)
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a metrics.jsonl; for a resumed run the last record of each step wins."""
+    by_step: dict[int, dict[str, Any]] = {}
+    p = Path(path)
+    if not p.is_file():
+        return []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_step.setdefault(row["step"], {}).update(row)
+    return [by_step[s] for s in sorted(by_step)]

@@ -1,0 +1,636 @@
+"""The single-process G2RPO trainer. One step reads top to bottom:
+
+rollout -> reward -> (dynamic sampling) -> advantage -> old/ref log-probs ->
+mini-batch PPO-clip updates (micro-batches, grad accumulation, clipping, entropy band).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig
+
+from openvlthinker.advantage import compute_advantage
+from openvlthinker.data import load_task_data
+from openvlthinker.engine import checkpoint as ckpt
+from openvlthinker.engine.config import TrainConfig, to_dict
+from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records
+from openvlthinker.engine.logprob import score_tokens
+from openvlthinker.engine.loss import (
+    aggregate,
+    aggregation_denominator,
+    kl_penalty,
+    ppo_clip_token_loss,
+)
+from openvlthinker.engine.modeling import (
+    TinySpec,
+    ensure_tiny_checkpoint,
+    load_policy,
+    load_processor,
+    vision_token_ids,
+)
+from openvlthinker.engine.plot import plot_history
+from openvlthinker.engine.rollout import Rollout, concat_rollouts, generate
+from openvlthinker.engine.tracking import Tracker, read_jsonl
+from openvlthinker.rewards import RewardConfig, score_batch
+from openvlthinker.shaping import (
+    entropy_band_direction,
+    entropy_band_penalty,
+    entropy_band_surrogate,
+    task_token_sums,
+)
+from openvlthinker.tasks import compute_validation_metrics, load_tasks
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+REWARD_COMPONENTS = ("overall", "correctness", "format", "structure", "length", "acc")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class StepBatch:
+    """One step's final rollout batch: B responses with their records, scores and advantages."""
+
+    def __init__(
+        self, rollout: Rollout, records: list, scores: list[dict], group: torch.Tensor, image_sizes
+    ):
+        self.rollout = rollout
+        self.records = records
+        self.scores = scores
+        self.group = group
+        self.image_sizes = image_sizes
+        self.advantages: torch.Tensor | None = None
+        self.old_log_probs: torch.Tensor | None = None
+        self.ref_log_probs: torch.Tensor | None = None
+        self.token_entropy: torch.Tensor | None = None
+        self.task_index: torch.Tensor | None = None
+
+
+class Trainer:
+    """Builds everything from a validated :class:`TrainConfig`; :meth:`fit` runs the loop."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.out_dir = Path(cfg.trainer.out_dir)
+        if cfg.trainer.num_threads:
+            torch.set_num_threads(cfg.trainer.num_threads)
+        self.device = resolve_device(cfg.model.device)
+        self.dtype = _DTYPES[cfg.model.dtype]
+        torch.manual_seed(cfg.trainer.seed)
+        self.shuffle_gen = torch.Generator().manual_seed(cfg.trainer.seed + 1)
+
+        # Rewards first: user scorers register their problem types before records load.
+        self.reward_config = RewardConfig(**cfg.reward)
+        self.registry = load_tasks(cfg.data.tasks)
+        self.tasks = [
+            t for t in self.registry if not cfg.data.only_tasks or t in cfg.data.only_tasks
+        ]
+        unknown = sorted(set(cfg.data.only_tasks) - set(self.registry))
+        if unknown:
+            raise ValueError(
+                f"data.only_tasks: unknown task(s) {unknown}; known: {', '.join(self.registry)}"
+            )
+        self.task_key = cfg.algorithm.task_key or self.registry.advantage_key
+        self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
+
+        model_path = cfg.model.path
+        if model_path is None:
+            spec = TinySpec(**to_dict(cfg)["model"]["tiny"])
+            model_path = str(ensure_tiny_checkpoint(spec, os.path.expanduser(cfg.model.cache_dir)))
+        self.model_path = model_path
+        self.model_type = AutoConfig.from_pretrained(model_path).model_type
+        self.processor = load_processor(
+            model_path, self.model_type, cfg.model.min_pixels, cfg.model.max_pixels
+        )
+        self.tokenizer = self.processor.tokenizer
+        ip = self.processor.image_processor
+        self.image_factor = int(ip.patch_size * ip.merge_size)
+        self.policy = self._load_policy(model_path)
+        self.ref_policy = None
+        if cfg.algorithm.use_kl_loss:
+            self.ref_policy = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        self.suppress_ids = vision_token_ids(self.tokenizer)
+        self.eos_ids = sorted({self.tokenizer.eos_token_id, *self._generation_eos()})
+        self.pad_id = self.tokenizer.pad_token_id
+
+        a = cfg.actor
+        self.optimizer = torch.optim.AdamW(
+            self.policy.parameters(), lr=a.lr, betas=tuple(a.betas), weight_decay=a.weight_decay
+        )
+        warmup = max(a.warmup_steps, 0)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+        )
+
+        train = load_task_data(self.registry, "train")
+        self.train_records = [
+            r
+            for key, recs in train.items()
+            if key.split(":", 1)[0] in self.tasks
+            for r in (recs[: cfg.data.max_train_records] if cfg.data.max_train_records else recs)
+        ]
+        self.sampler = RecordSampler(self.train_records, cfg.data.seed, cfg.data.shuffle)
+        sets = self.registry.validation_sets()
+        val = load_task_data(self.registry, "validation") if sets else {}
+        self.val_sets = {
+            name: (recs[: cfg.data.max_val_records] if cfg.data.max_val_records else recs)
+            for name, recs in val.items()
+            if sets[name][0] in self.tasks
+        }
+        self.step = 0
+        self.tracker: Tracker | None = None
+        self.step_hook = None  # tests: called as hook(trainer, step) after each step
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _load_policy(self, path: str):
+        model = load_policy(path, self.dtype, self.device)
+        if self.cfg.model.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        return model
+
+    def _generation_eos(self) -> list[int]:
+        eos = self.policy.generation_config.eos_token_id
+        return [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+
+    def _encode(self, records: list) -> EncodedPrompts:
+        return encode_records(
+            records,
+            self.processor,
+            template=self.cfg.data.template,
+            min_pixels=self.cfg.model.min_pixels,
+            max_pixels=self.cfg.model.max_pixels,
+            factor=self.image_factor,
+            max_prompt_length=self.cfg.data.max_prompt_length,
+            message_options={
+                "think_tag": self.reward_config.think_tag,
+                "answer_tag": self.reward_config.answer_tag,
+                "coordinate_frame": self.reward_config.coordinate_frame,
+            },
+        )
+
+    def _generate(
+        self, prompts, *, temperature: float, greedy: bool, return_log_probs: bool = False
+    ) -> Rollout:
+        r = self.cfg.rollout
+        self.policy.eval()
+        return generate(
+            self.policy,
+            prompts.to(self.device, self.dtype),
+            max_new_tokens=r.max_new_tokens,
+            temperature=temperature,
+            top_p=r.top_p,
+            top_k=r.top_k,
+            do_sample=not greedy,
+            suppress_ids=self.suppress_ids,
+            eos_ids=self.eos_ids,
+            pad_id=self.pad_id,
+            return_log_probs=return_log_probs,
+        )
+
+    def _score(self, rollout: Rollout, records: list, image_sizes: list) -> list[dict]:
+        """Reward suite on decoded responses; length counted in tokens, envelopes per task."""
+        texts = self.tokenizer.batch_decode(rollout.responses.cpu(), skip_special_tokens=True)
+        lengths = rollout.response_lengths().cpu().tolist()
+        items = []
+        for text, n_tokens, record, model_size in zip(texts, lengths, records, image_sizes):
+            spec = self.registry[record.task]
+            item = {
+                "response": text,
+                "ground_truth": record.answer,
+                "problem_type": record.problem_type,
+                "task": record.task,
+                "response_tokens": int(n_tokens),
+                "length_envelope": tuple(spec.length_envelope),
+                "weights": dict(spec.reward_weights),
+            }
+            if record.options:
+                item["options"] = list(record.options)
+            if record.image_size is not None:
+                item["image_size"] = tuple(record.image_size)
+                item["model_image_size"] = tuple(model_size)
+            items.append(item)
+        return score_batch(items, config=self.reward_config)
+
+    # ------------------------------------------------------------------ the step
+    def collect(self) -> tuple[StepBatch, dict[str, float]]:
+        """Rollout + reward, refilled by dynamic sampling until rollout_batch_size groups."""
+        cfg, n = self.cfg, self.cfg.rollout.n
+        ds = cfg.algorithm.dynamic_sampling
+        want = cfg.data.rollout_batch_size
+        parts, records, scores, sizes = [], [], [], []
+        timing = defaultdict(float)
+        kept_groups = gen_batches = 0
+        while kept_groups < want and gen_batches < (ds.max_num_gen_batches if ds.enable else 1):
+            gen_batches += 1
+            b_records = self.sampler.next(want)
+            t0 = time.perf_counter()
+            encoded = self._encode(b_records)
+            rollout = self._generate(
+                encoded.batch.repeat(n), temperature=cfg.rollout.temperature, greedy=False
+            )
+            timing["timing/generate"] += time.perf_counter() - t0
+            b_records_n = [r for r in b_records for _ in range(n)]
+            b_sizes = [s for s in encoded.model_image_sizes for _ in range(n)]
+            t0 = time.perf_counter()
+            b_scores = self._score(rollout, b_records_n, b_sizes)
+            timing["timing/reward"] += time.perf_counter() - t0
+            keep = torch.ones(want, dtype=torch.bool)
+            if ds.enable:
+                metric = torch.tensor([s[ds.metric] for s in b_scores], dtype=torch.float64).view(
+                    want, n
+                )
+                keep = (metric.max(dim=1).values - metric.min(dim=1).values) > 0
+                keep[torch.cumsum(keep.long(), 0) > want - kept_groups] = False
+            kept_rows = torch.nonzero(keep.repeat_interleave(n)).flatten()
+            if kept_rows.numel():
+                parts.append(rollout.select(kept_rows))
+                records += [b_records_n[i] for i in kept_rows.tolist()]
+                scores += [b_scores[i] for i in kept_rows.tolist()]
+                sizes += [b_sizes[i] for i in kept_rows.tolist()]
+            kept_groups += int(keep.sum())
+        if not parts:
+            return None, {
+                **timing,
+                "batch/kept_groups": 0.0,
+                "batch/gen_batches": float(gen_batches),
+            }
+        rollout = concat_rollouts(parts, self.pad_id)
+        group = torch.arange(kept_groups).repeat_interleave(n)
+        info = {
+            **timing,
+            "batch/kept_groups": float(kept_groups),
+            "batch/gen_batches": float(gen_batches),
+        }
+        return StepBatch(rollout, records, scores, group, sizes), info
+
+    def advantage(self, batch: StepBatch) -> None:
+        """One scalar per response from the configured estimator, keyed per task."""
+        a = self.cfg.algorithm
+        rewards = torch.tensor([s["overall"] for s in batch.scores], dtype=torch.float32)
+        task_keys = [getattr(r, self.task_key) for r in batch.records]
+        components = {
+            name: torch.tensor([float(s[name]) for s in batch.scores]) for name in a.adv_components
+        }
+        batch.advantages = compute_advantage(
+            a.adv_estimator,
+            rewards,
+            batch.group,
+            task=task_keys,
+            components=components,
+            **a.adv_options,
+        )
+        batch.task_index = torch.tensor([self.registry.index(r.task) for r in batch.records])
+
+    def micro_batches(self, index: torch.Tensor) -> list[torch.Tensor]:
+        return list(index.split(self.cfg.actor.micro_batch_size))
+
+    def _token_entropy(self, scores) -> torch.Tensor:
+        if self.cfg.actor.entropy_band.estimator == "full":
+            return scores.entropy
+        return -scores.log_probs
+
+    def _forward(self, model, rollout: Rollout, with_grad: bool):
+        full = self.cfg.actor.entropy_band.estimator == "full"
+        with torch.set_grad_enabled(with_grad):
+            return score_tokens(
+                model,
+                rollout,
+                suppress_ids=self.suppress_ids,
+                temperature=self.cfg.rollout.temperature,
+                with_entropy=full,
+            )
+
+    @torch.no_grad()
+    def old_log_probs(self, batch: StepBatch) -> None:
+        """Log-probs (and token entropy) of the sampled tokens before any update."""
+        self.policy.eval()
+        old, ent, ref = [], [], []
+        for mb in self.micro_batches(torch.arange(batch.rollout.size)):
+            mb_rollout = batch.rollout.select(mb.to(batch.rollout.responses.device))
+            scores = self._forward(self.policy, mb_rollout, with_grad=False)
+            old.append(scores.log_probs)
+            ent.append(self._token_entropy(scores))
+            if self.ref_policy is not None:
+                ref.append(self._forward(self.ref_policy, mb_rollout, with_grad=False).log_probs)
+        batch.old_log_probs = torch.cat(old)
+        batch.token_entropy = torch.cat(ent)
+        batch.ref_log_probs = torch.cat(ref) if ref else None
+
+    def update(self, batch: StepBatch) -> dict[str, float]:
+        """PPO-clip over mini-batches; micro-batch losses sum to the mini-batch loss."""
+        cfg, a = self.cfg, self.cfg.actor
+        self.policy.train()
+        B = batch.rollout.size
+        mini = min(a.mini_batch_size * cfg.rollout.n, B)
+        device = batch.rollout.responses.device
+        band_on = a.entropy_band.enable
+        coef = self.band_coef.to(device)
+        stats = defaultdict(list)
+        for _ in range(a.ppo_epochs):
+            order = torch.randperm(B, generator=self.shuffle_gen) if a.shuffle else torch.arange(B)
+            for mb_index in order.split(mini):
+                mb_index = mb_index.to(device)
+                mb_mask = batch.rollout.response_mask[mb_index]
+                denom = aggregation_denominator(mb_mask, a.loss_agg_mode)
+                micros = self.micro_batches(mb_index)
+                direction = count = None
+                if band_on and len(micros) > 1:
+                    # The band is judged on each task's tokens over the whole mini-batch at the
+                    # current parameters: one no-grad pass when the mini-batch is accumulated.
+                    with torch.no_grad():
+                        ent = torch.cat(
+                            [
+                                self._token_entropy(
+                                    self._forward(self.policy, batch.rollout.select(m), False)
+                                )
+                                for m in micros
+                            ]
+                        )
+                    direction, count, band_value = self._band_stats(
+                        ent, mb_mask, batch.task_index[mb_index]
+                    )
+                    stats["actor/entropy_band_loss"].append(band_value)
+                for micro in micros:
+                    m_rollout = batch.rollout.select(micro)
+                    scores = self._forward(self.policy, m_rollout, with_grad=True)
+                    mask = m_rollout.response_mask
+                    pg = ppo_clip_token_loss(
+                        scores.log_probs,
+                        batch.old_log_probs[micro],
+                        batch.advantages[micro].to(device),
+                        mask,
+                        a.clip_ratio_low,
+                        a.clip_ratio_high,
+                        a.clip_ratio_dual,
+                    )
+                    loss = aggregate(pg.token_loss, mask, a.loss_agg_mode, denom)
+                    stats["actor/pg_loss"].append(float(loss.detach()))
+                    if batch.ref_log_probs is not None:
+                        kl = kl_penalty(
+                            scores.log_probs, batch.ref_log_probs[micro], cfg.algorithm.kl_penalty
+                        )
+                        kl_loss = aggregate(kl, mask, a.loss_agg_mode, denom)
+                        loss = loss + cfg.algorithm.kl_coef * kl_loss
+                        stats["actor/kl_loss"].append(float(kl_loss.detach()))
+                    if band_on:
+                        if direction is None:
+                            direction, count, band_value = self._band_stats(
+                                self._token_entropy(scores).detach(), mask, batch.task_index[micro]
+                            )
+                            stats["actor/entropy_band_loss"].append(band_value)
+                        loss = loss + entropy_band_surrogate(
+                            self._token_entropy(scores),
+                            mask,
+                            batch.task_index[micro].to(device),
+                            direction,
+                            coef,
+                            count,
+                        )
+                    loss.backward()
+                    stats["actor/pg_clipfrac"].append(pg.clipfrac)
+                    stats["actor/pg_clipfrac_dual"].append(pg.clipfrac_dual)
+                    stats["actor/ppo_kl"].append(pg.approx_kl)
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    self.policy.parameters(), a.max_grad_norm
+                )
+                stats["actor/grad_norm"].append(float(grad_norm))
+                if math.isfinite(float(grad_norm)):
+                    self.optimizer.step()
+                else:
+                    logger.warning("step %d: non-finite gradient norm, update skipped", self.step)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()
+        out = {}
+        for key, values in stats.items():
+            # pg/kl losses are partial sums per micro-batch: report the mini-batch total.
+            if key in ("actor/pg_loss", "actor/kl_loss"):
+                out[key] = sum(values) / (len(stats["actor/grad_norm"]))
+            else:
+                out[key] = sum(values) / len(values)
+        out["actor/lr"] = self.scheduler.get_last_lr()[0]
+        return out
+
+    def _band_stats(
+        self, token_entropy: torch.Tensor, mask: torch.Tensor, task_index: torch.Tensor
+    ):
+        """Per-task band direction (K,), token count (K,) and band loss value of a mini-batch."""
+        k = self.h_min.numel()
+        device = token_entropy.device
+        h_min, h_max, coef = (x.to(device) for x in (self.h_min, self.h_max, self.band_coef))
+        total, count = task_token_sums(token_entropy.float(), mask, task_index.to(device), k)
+        mean = total / count.clamp_min(1)
+        present = count > 0
+        penalty = torch.where(present, entropy_band_penalty(mean, h_min, h_max, coef), 0.0).sum()
+        direction = torch.where(present, entropy_band_direction(mean, h_min, h_max), 0.0)
+        return direction, count, float(penalty)
+
+    def train_step(self) -> dict[str, float]:
+        t_step = time.perf_counter()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        batch, metrics = self.collect()
+        if batch is None:
+            logger.warning("step %d: dynamic sampling kept no group; no update", self.step + 1)
+            return metrics
+        t0 = time.perf_counter()
+        self.advantage(batch)
+        metrics["timing/advantage"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.old_log_probs(batch)
+        metrics["timing/old_log_prob"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        metrics.update(self.update(batch))
+        metrics["timing/update"] = time.perf_counter() - t0
+        metrics.update(self.batch_metrics(batch))
+        metrics["timing/step"] = time.perf_counter() - t_step
+        metrics["perf/peak_memory_mb"] = peak_memory_mb(self.device)
+        return metrics
+
+    def batch_metrics(self, batch: StepBatch) -> dict[str, float]:
+        """train/<metric> and train/<task>/<metric>: rewards, lengths, entropy, advantages."""
+        mask = batch.rollout.response_mask.float().cpu()
+        lengths = mask.sum(-1)
+        entropy_seq = (batch.token_entropy.float().cpu() * mask).sum(-1)
+        out: dict[str, float] = {}
+        tasks = [r.task for r in batch.records]
+        selections = {"": list(range(len(tasks)))}
+        for t in sorted(set(tasks)):
+            selections[f"{t}/"] = [i for i, x in enumerate(tasks) if x == t]
+        for prefix, rows in selections.items():
+            idx = torch.tensor(rows)
+            for name in REWARD_COMPONENTS:
+                vals = [float(batch.scores[i][name]) for i in rows]
+                out[f"train/{prefix}{'reward' if name == 'overall' else name}"] = sum(vals) / len(
+                    vals
+                )
+            out[f"train/{prefix}response_length"] = float(lengths[idx].mean())
+            out[f"train/{prefix}entropy"] = float(
+                entropy_seq[idx].sum() / lengths[idx].sum().clamp_min(1)
+            )
+            adv = batch.advantages[idx].double()
+            out[f"train/{prefix}advantage_mean"] = float(adv.mean())
+            out[f"train/{prefix}advantage_std"] = float(adv.std(unbiased=False))
+        out["train/reward_error_rate"] = sum(
+            s.get("error") is not None for s in batch.scores
+        ) / len(batch.scores)
+        out["batch/responses"] = float(len(tasks))
+        out["batch/clip_ratio"] = float((lengths >= self.cfg.rollout.max_new_tokens).float().mean())
+        return out
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Every validation set of every (selected) task; per-task metrics + macro mean."""
+        if not self.val_sets:
+            return {}
+        r = self.cfg.rollout
+        samples = []
+        t0 = time.perf_counter()
+        # Validation draws from its own seeded stream: it never shifts the training samples.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.cfg.trainer.seed + 10_000 + self.step)
+            for records in self.val_sets.values():
+                for start in range(0, len(records), r.val_batch_size):
+                    chunk = records[start : start + r.val_batch_size]
+                    encoded = self._encode(chunk)
+                    greedy = r.val_temperature == 0
+                    rollout = self._generate(
+                        encoded.batch.repeat(r.val_n),
+                        temperature=r.val_temperature or 1.0,
+                        greedy=greedy,
+                    )
+                    recs = [x for x in chunk for _ in range(r.val_n)]
+                    sizes = [s for s in encoded.model_image_sizes for _ in range(r.val_n)]
+                    scores = self._score(rollout, recs, sizes)
+                    lengths = rollout.response_lengths().cpu().tolist()
+                    for rec, sc, n_tok in zip(recs, scores, lengths):
+                        samples.append(
+                            {
+                                "task": rec.task,
+                                "problem_type": rec.problem_type,
+                                "scores": sc,
+                                "response_length": int(n_tok),
+                                "max_response_length": r.max_new_tokens,
+                            }
+                        )
+        tasks = [t for t in self.tasks if any(s["task"] == t for s in samples)]
+        metrics = compute_validation_metrics(samples, tasks=tasks)
+        metrics["timing/validation"] = time.perf_counter() - t0
+        return metrics
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": ckpt.rng_state(),
+            "shuffle_gen": self.shuffle_gen.get_state(),
+            "config": to_dict(self.cfg),
+        }
+
+    def save(self) -> Path:
+        return ckpt.save_checkpoint(
+            self.out_dir,
+            self.step,
+            self.policy,
+            self.processor,
+            self.state_dict(),
+            keep=self.cfg.trainer.save_limit,
+        )
+
+    def resume(self) -> bool:
+        """Load ``trainer.resume`` (auto = latest in out_dir); True when a checkpoint was loaded."""
+        mode = self.cfg.trainer.resume
+        if mode == "disable":
+            return False
+        folder = ckpt.latest_checkpoint(self.out_dir) if mode == "auto" else Path(mode)
+        if folder is None:
+            return False
+        state = ckpt.load_trainer_state(folder)
+        self.policy = self._load_policy(str(folder / "model"))
+        a = self.cfg.actor
+        self.optimizer = torch.optim.AdamW(
+            self.policy.parameters(), lr=a.lr, betas=tuple(a.betas), weight_decay=a.weight_decay
+        )
+        self.optimizer.load_state_dict(state["optimizer"])
+        warmup = max(a.warmup_steps, 0)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+        )
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        ckpt.set_rng_state(state["rng"])
+        self.shuffle_gen.set_state(state["shuffle_gen"])
+        self.step = state["step"]
+        logger.info("resumed from %s at step %d", folder, self.step)
+        return True
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> list[dict[str, Any]]:
+        """Train ``trainer.total_steps`` steps; returns the metrics history (one dict per step)."""
+        t = self.cfg.trainer
+        resumed = self.resume()
+        self.tracker = Tracker(self.out_dir, t.logger, t.experiment_name, to_dict(self.cfg))
+        try:
+            if t.val_before_train and not resumed and t.val_freq > 0:
+                self.tracker.log(self.validate(), step=0)
+            bar = _progress(t.progress_bar, total=t.total_steps, initial=self.step)
+            while self.step < t.total_steps:
+                metrics = self.train_step()
+                self.step += 1
+                last = self.step == t.total_steps
+                if t.val_freq > 0 and (self.step % t.val_freq == 0 or last):
+                    metrics.update(self.validate())
+                self.tracker.log(metrics, step=self.step)
+                if t.save_freq > 0 and (self.step % t.save_freq == 0 or last):
+                    self.save()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        reward=f"{metrics.get('train/reward', float('nan')):.3f}",
+                        entropy=f"{metrics.get('train/entropy', float('nan')):.3f}",
+                    )
+                if self.step_hook is not None:
+                    self.step_hook(self, self.step)
+            if bar is not None:
+                bar.close()
+        finally:
+            self.tracker.close()
+        history = read_jsonl(self.out_dir / "metrics.jsonl") if "jsonl" in t.logger else []
+        if t.plot and history:
+            path = plot_history(history, self.out_dir / "training_curves.png")
+            logger.info("plot written to %s", path)
+        return history
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak accelerator memory, or the process's peak RSS on CPU, in MiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
