@@ -415,12 +415,6 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         act.mini_batch_size,
         f"must divide data.rollout_batch_size={d.rollout_batch_size}",
     )
-    _check(
-        (act.mini_batch_size * r.n) % act.micro_batch_size == 0,
-        "actor.micro_batch_size",
-        act.micro_batch_size,
-        f"must divide actor.mini_batch_size x rollout.n = {act.mini_batch_size * r.n}",
-    )
     _check(act.ppo_epochs >= 1, "actor.ppo_epochs", act.ppo_epochs, "must be >= 1")
     _check(
         0 <= act.clip_ratio_low < 1, "actor.clip_ratio_low", act.clip_ratio_low, "must be in [0, 1)"

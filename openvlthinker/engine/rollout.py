@@ -60,7 +60,7 @@ class PromptBatch:
         index = index.long()
         img_start, img_count, row_start, row_count = self._image_ranges()
         pixel_values = grid = None
-        if self.pixel_values is not None:
+        if self.pixel_values is not None and int(img_count[index].sum()) > 0:
             pixel_values = self.pixel_values[gather_ranges(row_start[index], row_count[index])]
             grid = self.image_grid_thw[gather_ranges(img_start[index], img_count[index])]
         return PromptBatch(
