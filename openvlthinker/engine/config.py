@@ -128,6 +128,13 @@ class RolloutConfig:
     val_temperature: float = field(
         default=0.0, metadata={"help": "Validation temperature (0 = greedy)."}
     )
+    check_log_probs: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep generation's scores and log debug/log_prob_gap: the largest gap between "
+            "them and the re-scored old log-probs (should be < 1e-4)."
+        },
+    )
     val_batch_size: int = field(
         default=16, metadata={"help": "Validation prompts per generate call."}
     )

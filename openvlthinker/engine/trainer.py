@@ -240,7 +240,10 @@ class Trainer:
             t0 = time.perf_counter()
             encoded = self._encode(b_records)
             rollout = self._generate(
-                encoded.batch.repeat(n), temperature=cfg.rollout.temperature, greedy=False
+                encoded.batch.repeat(n),
+                temperature=cfg.rollout.temperature,
+                greedy=False,
+                return_log_probs=cfg.rollout.check_log_probs,
             )
             timing["timing/generate"] += time.perf_counter() - t0
             b_records_n = [r for r in b_records for _ in range(n)]
@@ -452,6 +455,9 @@ class Trainer:
         t0 = time.perf_counter()
         self.old_log_probs(batch)
         metrics["timing/old_log_prob"] = time.perf_counter() - t0
+        if batch.rollout.gen_log_probs is not None:
+            gap = (batch.old_log_probs - batch.rollout.gen_log_probs).abs()
+            metrics["debug/log_prob_gap"] = float(gap[batch.rollout.response_mask.bool()].max())
         t0 = time.perf_counter()
         metrics.update(self.update(batch))
         metrics["timing/update"] = time.perf_counter() - t0
