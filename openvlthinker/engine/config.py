@@ -38,6 +38,13 @@ class TinyModelConfig:
     tokenizer_vocab_size: int = field(
         default=400, metadata={"help": "Byte-level BPE size before the Qwen special tokens."}
     )
+    vocab_size: int = field(
+        default=0,
+        metadata={
+            "help": "Embedding/LM-head rows; 0 = the tokenizer's size. Larger (e.g. 151936) gives "
+            "a real-size LM head; rows past the tokenizer are never sampled."
+        },
+    )
     tokenizer: str = field(
         default="tiny", metadata={"help": "Tokenizer of the tiny model: tiny (trained locally)."}
     )

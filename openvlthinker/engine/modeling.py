@@ -105,6 +105,7 @@ class TinySpec:
     vision_hidden_size: int = 32
     vision_heads: int = 2
     tokenizer_vocab_size: int = 400
+    vocab_size: int = 0
     tokenizer: str = "tiny"
     seed: int = 0
 
@@ -178,7 +179,7 @@ def build_tiny_model(spec: TinySpec, tokenizer) -> PreTrainedModel:
         mrope = list(arch["mrope_section"])
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     text: dict[str, Any] = {
-        "vocab_size": len(tokenizer),
+        "vocab_size": max(len(tokenizer), spec.vocab_size),
         "hidden_size": spec.hidden_size,
         "intermediate_size": spec.intermediate_size,
         "num_hidden_layers": spec.num_layers,
@@ -228,8 +229,10 @@ def build_tiny_model(spec: TinySpec, tokenizer) -> PreTrainedModel:
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,
     )
-    torch.manual_seed(spec.seed)
-    model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    # A private RNG stream: building the model never shifts the caller's sampling.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.bos_token_id = ids["<|endoftext|>"]
@@ -303,6 +306,11 @@ def load_policy(path: str | os.PathLike, dtype: torch.dtype, device: torch.devic
     """Load a Qwen-VL checkpoint with ``AutoModelForImageTextToText.from_pretrained``."""
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
     return model.to(device)
+
+
+def never_sampled_ids(tokenizer, model_vocab_size: int) -> list[int]:
+    """Vision special ids plus embedding rows past the tokenizer (padded vocabularies)."""
+    return vision_token_ids(tokenizer) + list(range(len(tokenizer), model_vocab_size))
 
 
 def vision_token_ids(tokenizer) -> list[int]:

@@ -56,8 +56,11 @@ class PromptBatch:
         return img_start, self.image_count, torch.cumsum(rows, 0) - rows, rows
 
     def select(self, index: torch.Tensor) -> PromptBatch:
-        """Samples ``index`` (any order, repeats allowed), vision rows reordered to match."""
-        index = index.long()
+        """Samples ``index`` (any order, repeats allowed), vision rows reordered to match.
+
+        Index bookkeeping stays on the CPU (a CPU index may address tensors on any device).
+        """
+        index = index.long().cpu()
         img_start, img_count, row_start, row_count = self._image_ranges()
         pixel_values = grid = None
         if self.pixel_values is not None and int(img_count[index].sum()) > 0:
@@ -143,6 +146,7 @@ class Rollout:
         return self.responses.shape[0]
 
     def select(self, index: torch.Tensor) -> Rollout:
+        index = index.long().cpu()
         return Rollout(
             prompts=self.prompts.select(index),
             responses=self.responses[index],

@@ -35,7 +35,7 @@ from openvlthinker.engine.modeling import (
     ensure_tiny_checkpoint,
     load_policy,
     load_processor,
-    vision_token_ids,
+    never_sampled_ids,
 )
 from openvlthinker.engine.plot import plot_history
 from openvlthinker.engine.rollout import Rollout, concat_rollouts, generate
@@ -89,7 +89,6 @@ class Trainer:
             torch.set_num_threads(cfg.trainer.num_threads)
         self.device = resolve_device(cfg.model.device)
         self.dtype = _DTYPES[cfg.model.dtype]
-        torch.manual_seed(cfg.trainer.seed)
         self.shuffle_gen = torch.Generator().manual_seed(cfg.trainer.seed + 1)
 
         # Rewards first: user scorers register their problem types before records load.
@@ -122,7 +121,8 @@ class Trainer:
         self.ref_policy = None
         if cfg.algorithm.use_kl_loss:
             self.ref_policy = copy.deepcopy(self.policy).eval().requires_grad_(False)
-        self.suppress_ids = vision_token_ids(self.tokenizer)
+        vocab = self.policy.get_output_embeddings().weight.shape[0]
+        self.suppress_ids = never_sampled_ids(self.tokenizer, vocab)
         self.eos_ids = sorted({self.tokenizer.eos_token_id, *self._generation_eos()})
         self.pad_id = self.tokenizer.pad_token_id
 
@@ -151,6 +151,8 @@ class Trainer:
             if sets[name][0] in self.tasks
         }
         self.step = 0
+        # Seeded last, so whatever set-up did (building a tiny model or not) the run samples alike.
+        torch.manual_seed(cfg.trainer.seed)
         self.tracker: Tracker | None = None
         self.step_hook = None  # tests: called as hook(trainer, step) after each step
 
@@ -323,7 +325,7 @@ class Trainer:
         self.policy.eval()
         old, ent, ref = [], [], []
         for mb in self.micro_batches(torch.arange(batch.rollout.size)):
-            mb_rollout = batch.rollout.select(mb.to(batch.rollout.responses.device))
+            mb_rollout = batch.rollout.select(mb)
             scores = self._forward(self.policy, mb_rollout, with_grad=False)
             old.append(scores.log_probs)
             ent.append(self._token_entropy(scores))
@@ -346,26 +348,12 @@ class Trainer:
         for _ in range(a.ppo_epochs):
             order = torch.randperm(B, generator=self.shuffle_gen) if a.shuffle else torch.arange(B)
             for mb_index in order.split(mini):
-                mb_index = mb_index.to(device)
                 mb_mask = batch.rollout.response_mask[mb_index]
                 denom = aggregation_denominator(mb_mask, a.loss_agg_mode)
                 micros = self.micro_batches(mb_index)
                 direction = count = None
                 if band_on and len(micros) > 1:
-                    # The band is judged on each task's tokens over the whole mini-batch at the
-                    # current parameters: one no-grad pass when the mini-batch is accumulated.
-                    with torch.no_grad():
-                        ent = torch.cat(
-                            [
-                                self._token_entropy(
-                                    self._forward(self.policy, batch.rollout.select(m), False)
-                                )
-                                for m in micros
-                            ]
-                        )
-                    direction, count, band_value = self._band_stats(
-                        ent, mb_mask, batch.task_index[mb_index]
-                    )
+                    direction, count, band_value = self._minibatch_band(batch, micros, mb_index)
                     stats["actor/entropy_band_loss"].append(band_value)
                 for micro in micros:
                     m_rollout = batch.rollout.select(micro)
@@ -427,6 +415,20 @@ class Trainer:
         out["actor/lr"] = self.scheduler.get_last_lr()[0]
         return out
 
+    @torch.no_grad()
+    def _minibatch_band(self, batch: StepBatch, micros: list[torch.Tensor], mb_index: torch.Tensor):
+        """Band direction of an accumulated mini-batch: each task's entropy over all of its
+        tokens at the current parameters (one extra no-grad pass; method.md section 3)."""
+        entropy = torch.cat(
+            [
+                self._token_entropy(self._forward(self.policy, batch.rollout.select(m), False))
+                for m in micros
+            ]
+        )
+        return self._band_stats(
+            entropy, batch.rollout.response_mask[mb_index], batch.task_index[mb_index]
+        )
+
     def _band_stats(
         self, token_entropy: torch.Tensor, mask: torch.Tensor, task_index: torch.Tensor
     ):
@@ -463,6 +465,17 @@ class Trainer:
         metrics["timing/update"] = time.perf_counter() - t0
         metrics.update(self.batch_metrics(batch))
         metrics["timing/step"] = time.perf_counter() - t_step
+        response_tokens = float(batch.rollout.response_mask.sum())
+        prompt_tokens = float(batch.rollout.prompts.attention_mask.sum())
+        metrics["perf/response_tokens"] = response_tokens
+        metrics["perf/generate_tokens_per_s"] = response_tokens / max(
+            metrics["timing/generate"], 1e-9
+        )
+        metrics["perf/update_tokens_per_s"] = (
+            (prompt_tokens + response_tokens)
+            * self.cfg.actor.ppo_epochs
+            / max(metrics["timing/update"], 1e-9)
+        )
         metrics["perf/peak_memory_mb"] = peak_memory_mb(self.device)
         return metrics
 

@@ -7,7 +7,7 @@ import torch
 
 from openvlthinker.engine.trainer import Trainer
 
-TWO_TASKS = {"alpha": ("ocr", "the the the the"), "beta": ("ocr", "hello world")}
+TWO_TASKS = {"alpha": ("ocr", "the the the the"), "beta": ("ocr", "the world the the")}
 VOLATILE = ("timing/", "perf/")
 
 
