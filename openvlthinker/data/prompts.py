@@ -33,7 +33,9 @@ def _template_path(template: str | Path) -> Path:
         path = TEMPLATE_DIR / f"{template}.jinja"
     if not path.is_file():
         known = sorted(p.stem for p in TEMPLATE_DIR.glob("*.jinja"))
-        raise FileNotFoundError(f"prompt template {str(template)!r} not found at {path}; known: {known}")
+        raise FileNotFoundError(
+            f"prompt template {str(template)!r} not found at {path}; known: {known}"
+        )
     return path
 
 
@@ -97,7 +99,9 @@ def build_messages(
     """
     paths = list(record.images) if images is None else list(images)
     if len(paths) != len(record.images):
-        raise ValueError(f"{record.id}: {len(paths)} images given for {len(record.images)} in the record")
+        raise ValueError(
+            f"{record.id}: {len(paths)} images given for {len(record.images)} in the record"
+        )
     image_entries = []
     for img in paths:
         entry: dict[str, Any] = {"type": "image", "image": img}
@@ -109,7 +113,11 @@ def build_messages(
     video_entries = [{"type": "video", "video": v} for v in record.videos]
 
     text = render_prompt(
-        record, template, think_tag=think_tag, answer_tag=answer_tag, coordinate_frame=coordinate_frame
+        record,
+        template,
+        think_tag=think_tag,
+        answer_tag=answer_tag,
+        coordinate_frame=coordinate_frame,
     )
     # Media whose kind has no placeholder go first; the others replace their placeholders.
     content: list[dict[str, Any]] = []
@@ -121,7 +129,9 @@ def build_messages(
         elif n_tags == len(entries):
             media[tag] = iter(entries)
         else:
-            raise ValueError(f"{record.id}: prompt has {n_tags} {tag} placeholders for {len(entries)} entries")
+            raise ValueError(
+                f"{record.id}: prompt has {n_tags} {tag} placeholders for {len(entries)} entries"
+            )
     for piece in _PLACEHOLDER.split(text):
         if piece in media:
             content.append(next(media[piece]))

@@ -202,7 +202,10 @@ def _make_record(
 
     images = tuple(_media_path(v, image_root, "images") for v in _as_list(get("images"), "images"))
     videos = tuple(_media_path(v, image_root, "videos") for v in _as_list(get("videos"), "videos"))
-    for name, items, tag in (("images", images, IMAGE_PLACEHOLDER), ("videos", videos, VIDEO_PLACEHOLDER)):
+    for name, items, tag in (
+        ("images", images, IMAGE_PLACEHOLDER),
+        ("videos", videos, VIDEO_PLACEHOLDER),
+    ):
         n_tags = problem.count(tag)
         if n_tags not in (0, len(items)):
             raise ValueError(
@@ -282,14 +285,18 @@ def _rows(source: Any) -> tuple[str, str, Iterator[tuple[int, Any, str | None]]]
             except json.JSONDecodeError as e:
                 raise RecordError(str(path), 0, f"invalid JSON: {e}") from e
         if not isinstance(data, list):
-            raise RecordError(str(path), 0, f"a .json file must hold a list of records, got {type(data).__name__}")
+            raise RecordError(
+                str(path), 0, f"a .json file must hold a list of records, got {type(data).__name__}"
+            )
         return str(path), path.stem, ((i, r, None) for i, r in enumerate(data))
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
         rows = pq.read_table(path).to_pylist()
         return str(path), path.stem, ((i, r, None) for i, r in enumerate(rows))
-    raise ValueError(f"{path}: unsupported record file type {suffix!r}; use .json, .jsonl or .parquet")
+    raise ValueError(
+        f"{path}: unsupported record file type {suffix!r}; use .json, .jsonl or .parquet"
+    )
 
 
 def load_records(
@@ -314,12 +321,18 @@ def load_records(
     field_map = dict(field_map or {})
     unknown = set(field_map) - set(RECORD_FIELDS)
     if unknown:
-        raise ValueError(f"field_map: unknown record field(s) {sorted(unknown)}; known: {list(RECORD_FIELDS)}")
+        raise ValueError(
+            f"field_map: unknown record field(s) {sorted(unknown)}; known: {list(RECORD_FIELDS)}"
+        )
     if default_task is not None and default_task not in registry:
-        raise ValueError(f"default_task: unknown task {default_task!r}; known: {', '.join(registry)}")
+        raise ValueError(
+            f"default_task: unknown task {default_task!r}; known: {', '.join(registry)}"
+        )
     name, stem, rows = _rows(path)
-    root = Path(image_root) if image_root is not None else (
-        Path(path).parent if isinstance(path, str | Path) else None
+    root = (
+        Path(image_root)
+        if image_root is not None
+        else (Path(path).parent if isinstance(path, str | Path) else None)
     )
     out = LoadedRecords()
     report = LoadReport(source=name)
@@ -330,12 +343,20 @@ def load_records(
             if parse_error is not None:
                 raise ValueError(parse_error)
             rec = _make_record(
-                raw, row, name,
-                registry=registry, field_map=field_map, image_root=root,
-                default_task=default_task, check_images=check_images, stem=stem,
+                raw,
+                row,
+                name,
+                registry=registry,
+                field_map=field_map,
+                image_root=root,
+                default_task=default_task,
+                check_images=check_images,
+                stem=stem,
             )
             if rec.id in seen_ids:
-                raise ValueError(f"field 'id': duplicate id {rec.id!r} (first at row {seen_ids[rec.id]})")
+                raise ValueError(
+                    f"field 'id': duplicate id {rec.id!r} (first at row {seen_ids[rec.id]})"
+                )
             seen_ids[rec.id] = row
         except ValueError as e:
             err = RecordError(name, row, str(e))
@@ -352,7 +373,10 @@ def load_records(
     if report.skipped:
         logger.warning(
             "%s: skipped %d of %d records (%s)",
-            name, report.skipped, report.rows, dict(report.reasons),
+            name,
+            report.skipped,
+            report.rows,
+            dict(report.reasons),
         )
     out.report = report
     return out

@@ -63,11 +63,16 @@ def test_placeholders_interleave_and_missing_placeholders_put_media_first():
 def test_text_only_record_is_one_text_entry_without_placeholders():
     r = rec(problem="What is 2 + 3?", images=(), data_type="text", problem_type="math", options=())
     messages = build_messages(r, system_prompt="You are helpful.")
-    assert messages[0] == {"role": "system", "content": [{"type": "text", "text": "You are helpful."}]}
+    assert messages[0] == {
+        "role": "system",
+        "content": [{"type": "text", "text": "You are helpful."}],
+    }
     assert len(messages[1]["content"]) == 1
     text = messages[1]["content"][0]["text"]
     assert "Options" not in text and "<image>" not in text
-    assert text.endswith("Answer with the final value or expression only, e.g. <answer>12</answer>.")
+    assert text.endswith(
+        "Answer with the final value or expression only, e.g. <answer>12</answer>."
+    )
 
 
 @pytest.mark.parametrize(
@@ -76,7 +81,10 @@ def test_text_only_record_is_one_text_entry_without_placeholders():
         ("numerical", "Answer with a single number only"),
         ("counting", "Answer with a single whole number only"),
         ("ocr", "Answer with the exact text, nothing else."),
-        ("spatial_grounding", 'coordinates normalised to 0-1000, e.g. <answer>{"boxes": [x1, y1, x2, y2]}</answer>'),
+        (
+            "spatial_grounding",
+            'coordinates normalised to 0-1000, e.g. <answer>{"boxes": [x1, y1, x2, y2]}</answer>',
+        ),
         ("open_ended", "Answer briefly."),
     ],
 )
@@ -85,8 +93,12 @@ def test_tail_per_problem_type(ptype, tail):
 
 
 def test_tag_names_and_coordinate_frame_are_settings():
-    text = render_prompt(rec(problem_type="spatial_grounding", options=()), think_tag="thinking",
-                         answer_tag="ans", coordinate_frame="absolute")
+    text = render_prompt(
+        rec(problem_type="spatial_grounding", options=()),
+        think_tag="thinking",
+        answer_tag="ans",
+        coordinate_frame="absolute",
+    )
     assert "<thinking> </thinking>" in text and "<ans>" in text and "<answer>" not in text
     assert "pixel coordinates of the image" in text
 
@@ -97,10 +109,15 @@ def test_letter_options_keeps_lettered_options():
 
 
 def test_errors_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"prompt template 'nope' not found.*known: \['default'\]"):
+    with pytest.raises(
+        FileNotFoundError, match=r"prompt template 'nope' not found.*known: \['default'\]"
+    ):
         build_messages(rec(), template="nope")
     with pytest.raises(ValueError, match=r"r1: 2 images given for 1 in the record"):
         build_messages(rec(), images=["x", "y"])
     custom = tmp_path / "mine.jinja"
     custom.write_text("{{ problem }} [{{ task }}]")
-    assert build_messages(rec(), template=custom)[0]["content"][1]["text"] == "Which fruit sold the most? [chart]"
+    assert (
+        build_messages(rec(), template=custom)[0]["content"][1]["text"]
+        == "Which fruit sold the most? [chart]"
+    )

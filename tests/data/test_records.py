@@ -45,7 +45,10 @@ def image_dir(tmp_path: Path) -> Path:
 
 
 def _strip(records):
-    return [(r.id, r.problem, r.answer, r.images, r.problem_type, r.task, r.data_type, r.options) for r in records]
+    return [
+        (r.id, r.problem, r.answer, r.images, r.problem_type, r.task, r.data_type, r.options)
+        for r in records
+    ]
 
 
 def test_released_format_loads_unchanged_from_json_jsonl_parquet_and_dataset(image_dir):
@@ -76,11 +79,20 @@ def _write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
-GOOD = {"problem": "<image>Read it.", "answer": "hi", "images": ["a.png"], "problem_type": "ocr", "task": "ocr"}
+GOOD = {
+    "problem": "<image>Read it.",
+    "answer": "hi",
+    "images": ["a.png"],
+    "problem_type": "ocr",
+    "task": "ocr",
+}
 BAD_ROWS = [
     ({"answer": "x", "problem_type": "ocr", "task": "ocr"}, r"missing field 'problem'"),
     (dict(GOOD, task="poetry"), r"field 'task': unknown task 'poetry'"),
-    ('{"problem": "Q", "answer": NaN, "problem_type": "numerical", "task": "chart"}', r"field 'answer': NaN"),
+    (
+        '{"problem": "Q", "answer": NaN, "problem_type": "numerical", "task": "chart"}',
+        r"field 'answer': NaN",
+    ),
     (dict(GOOD, images=["broken.png"]), r"field 'images': unreadable image '.*broken\.png'"),
     (dict(GOOD, images=["gone.png"]), r"field 'images': unreadable image '.*gone\.png'"),
     ("{not json", r"line 2: invalid JSON"),
@@ -114,14 +126,18 @@ def test_skip_policy_drops_and_counts(image_dir, caplog):
 
 def test_duplicate_id_is_a_bad_record(image_dir):
     path = _write_jsonl(image_dir / "dup.jsonl", [dict(GOOD, id="x"), dict(GOOD, id="x")])
-    with pytest.raises(RecordError, match=r"row 1: field 'id': duplicate id 'x' \(first at row 0\)"):
+    with pytest.raises(
+        RecordError, match=r"row 1: field 'id': duplicate id 'x' \(first at row 0\)"
+    ):
         load_records(path, registry=REGISTRY)
 
 
 def test_default_task_fills_missing_task_and_bad_arguments_are_named(image_dir):
     row = {k: v for k, v in GOOD.items() if k != "task"}
     path = _write_jsonl(image_dir / "t.jsonl", [row])
-    with pytest.raises(RecordError, match=r"missing field 'task' \(task\) and the file has no task"):
+    with pytest.raises(
+        RecordError, match=r"missing field 'task' \(task\) and the file has no task"
+    ):
         load_records(path, registry=REGISTRY)
     assert load_records(path, registry=REGISTRY, default_task="ocr")[0].task == "ocr"
     with pytest.raises(ValueError, match=r"on_error: 'ignore' is unknown"):
@@ -131,7 +147,7 @@ def test_default_task_fills_missing_task_and_bad_arguments_are_named(image_dir):
     with pytest.raises(ValueError, match=r"unsupported record file type '\.csv'"):
         (image_dir / "x.csv").write_text("a")
         load_records(image_dir / "x.csv", registry=REGISTRY)
-    with pytest.raises(FileNotFoundError, match="nothing.jsonl: record file not found"):
+    with pytest.raises(FileNotFoundError, match=r"nothing\.jsonl: record file not found"):
         load_records(image_dir / "nothing.jsonl", registry=REGISTRY)
 
 

@@ -36,17 +36,20 @@ def components(pixels: np.ndarray) -> list[dict]:
     out = []
     for name in SHAPE_COLORS:
         mask = np.all(pixels == COLORS[name], axis=-1)
-        labels, n = ndimage.label(mask)
+        labels, _ = ndimage.label(mask)
         for i, sl in enumerate(ndimage.find_objects(labels), start=1):
             blob = labels[sl] == i
             fill = blob.sum() / blob.size
             kind = "square" if fill > 0.93 else "circle" if fill > 0.65 else "triangle"
             ys, xs = sl
-            out.append({
-                "color": name, "kind": kind,
-                "box": [xs.start, ys.start, xs.stop - 1, ys.stop - 1],
-                "centre": ((xs.start + xs.stop) / 2, (ys.start + ys.stop) / 2),
-            })
+            out.append(
+                {
+                    "color": name,
+                    "kind": kind,
+                    "box": [xs.start, ys.start, xs.stop - 1, ys.stop - 1],
+                    "centre": ((xs.start + xs.stop) / 2, (ys.start + ys.stop) / 2),
+                }
+            )
     return out
 
 
@@ -71,7 +74,10 @@ def solve(record: dict, pixels: np.ndarray | None) -> object:
             return str(sum(b["kind"] == m.group(1) for b in blobs))
         if "How many shapes" in problem:
             return str(len(blobs))
-        if m := re.search(r"Is the (\w+ \w+) (to the left or to the right of|above or below) the (\w+ \w+)\?", problem):
+        if m := re.search(
+            r"Is the (\w+ \w+) (to the left or to the right of|above or below) the (\w+ \w+)\?",
+            problem,
+        ):
             axis = 0 if "left" in m.group(2) else 1
             first = by_name[m.group(1)]["centre"][axis] < by_name[m.group(3)]["centre"][axis]
             return "A" if first else "B"
@@ -80,7 +86,11 @@ def solve(record: dict, pixels: np.ndarray | None) -> object:
         pick = min if m.group(1) in ("left", "top") else max
         return letter(record["options"], pick(by_name, key=lambda k: by_name[k]["centre"][axis]))
     if task == "math":
-        expr = texts[0].removesuffix(" = ?") if texts else problem.removeprefix("What is ").removesuffix("?")
+        expr = (
+            texts[0].removesuffix(" = ?")
+            if texts
+            else problem.removeprefix("What is ").removesuffix("?")
+        )
         if m := re.fullmatch(r"(\d+) ([-+×]) (\d+)", expr):
             a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
             return str({"+": a + b, "-": a - b, "×": a * b}[op])
@@ -103,10 +113,18 @@ def solve(record: dict, pixels: np.ndarray | None) -> object:
         return str(values[m.group(1)] + values[m.group(2)])
     if task == "science":
         if "beaker" in problem:
-            items = sorted((it for it in scene["items"] if it["type"] == "text" and it["text"].endswith(" mL")),
-                           key=lambda it: it["xy"][0])
+            items = sorted(
+                (
+                    it
+                    for it in scene["items"]
+                    if it["type"] == "text" and it["text"].endswith(" mL")
+                ),
+                key=lambda it: it["xy"][0],
+            )
             volumes = [int(it["text"].removesuffix(" mL")) for it in items]
-            return letter(record["options"], f"beaker {chr(ord('A') + volumes.index(max(volumes)))}")
+            return letter(
+                record["options"], f"beaker {chr(ord('A') + volumes.index(max(volumes)))}"
+            )
         if "temperature" in problem:
             t = int(re.search(r"(-?\d+) °C", texts[0]).group(1))
             return letter(record["options"], "solid" if t < 0 else "liquid" if t < 100 else "gas")
@@ -143,11 +161,15 @@ def test_shipped_data_matches_the_generator_and_has_easy_records(task):
 def test_generation_is_deterministic_and_seeded(tmp_path):
     generate_dataset(tmp_path / "a", seed=3, n_train=3, n_val=1, tasks=["ocr", "spatial"])
     generate_dataset(tmp_path / "b", seed=3, n_train=3, n_val=1, tasks=["ocr", "spatial"])
-    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_a = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
     assert len(files_a) == 2 * 2 + 4 * 2
     for rel in files_a:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
-    assert generate_records("ocr", "train", 3, seed=4) != generate_records("ocr", "train", 3, seed=3)
+    assert generate_records("ocr", "train", 3, seed=4) != generate_records(
+        "ocr", "train", 3, seed=3
+    )
     with pytest.raises(ValueError, match="task 'poetry' has no generator"):
         generate_records("poetry", "train", 1)
 

@@ -10,4 +10,10 @@ from openvlthinker.data.synthetic.generate import generate_dataset, generate_rec
 from openvlthinker.data.synthetic.render import render_scene
 from openvlthinker.data.synthetic.tasks import GENERATORS, register_generator
 
-__all__ = ["GENERATORS", "generate_dataset", "generate_records", "register_generator", "render_scene"]
+__all__ = [
+    "GENERATORS",
+    "generate_dataset",
+    "generate_records",
+    "register_generator",
+    "render_scene",
+]

@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--train", type=int, default=48, help="train records per task")
     parser.add_argument("--val", type=int, default=12, help="validation records per task")
-    parser.add_argument("--tasks", nargs="*", choices=sorted(GENERATORS), help="tasks (default: all)")
+    parser.add_argument(
+        "--tasks", nargs="*", choices=sorted(GENERATORS), help="tasks (default: all)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     generate_dataset(args.out, seed=args.seed, n_train=args.train, n_val=args.val, tasks=args.tasks)

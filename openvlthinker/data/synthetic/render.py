@@ -108,12 +108,17 @@ def render_scene(scene: dict[str, Any]) -> Image.Image:
             _draw_shape(draw, item)
         elif kind == "text":
             draw.text(
-                tuple(item["xy"]), item["text"], fill=_rgb(item.get("color", "black")),
+                tuple(item["xy"]),
+                item["text"],
+                fill=_rgb(item.get("color", "black")),
                 font=font(item["font_size"]),
             )
         elif kind == "line":
-            draw.line([tuple(p) for p in item["points"]], fill=_rgb(item.get("color", "black")),
-                      width=item.get("width", 2))
+            draw.line(
+                [tuple(p) for p in item["points"]],
+                fill=_rgb(item.get("color", "black")),
+                width=item.get("width", 2),
+            )
         else:
             raise ValueError(f"scene item: unknown type {kind!r}")
     return image

@@ -8,6 +8,7 @@ new generator with :func:`register_generator`.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -48,7 +49,10 @@ def _place_boxes(
                 x, y = rng.randint(gap, w - s - gap), rng.randint(gap, h - s - gap)
                 box = [x, y, x + s, y + s]
                 if all(
-                    box[2] + gap < b[0] or b[2] + gap < box[0] or box[3] + gap < b[1] or b[3] + gap < box[1]
+                    box[2] + gap < b[0]
+                    or b[2] + gap < box[0]
+                    or box[3] + gap < b[1]
+                    or b[3] + gap < box[1]
                     for b in boxes
                 ):
                     boxes.append(box)
@@ -78,7 +82,8 @@ def grounding(rng: random.Random, easy: bool) -> Generated:
             box = _place_boxes(rng, size, 1, lo=60, hi=100)[0]
             return {
                 "problem": f"<image>Find the {color} {kind}.",
-                "answer": box, "problem_type": "spatial_grounding",
+                "answer": box,
+                "problem_type": "spatial_grounding",
                 "scene": {"size": list(size), "items": [_shape(kind, color, box)]},
                 "facts": {"target": 0},
             }
@@ -87,7 +92,8 @@ def grounding(rng: random.Random, easy: bool) -> Generated:
         items = [_shape(rng.choice(SHAPES), rng.choice(SHAPE_COLORS), b) for b in boxes]
         return {
             "problem": "<image>How many shapes are in the image?",
-            "answer": str(n), "problem_type": "counting",
+            "answer": str(n),
+            "problem_type": "counting",
             "scene": {"size": list(size), "items": items},
             "facts": {"count": {}},
         }
@@ -100,7 +106,8 @@ def grounding(rng: random.Random, easy: bool) -> Generated:
         kind, color = combos[target]
         return {
             "problem": f"<image>Find the {color} {kind} and give its bounding box.",
-            "answer": boxes[target], "problem_type": "spatial_grounding",
+            "answer": boxes[target],
+            "problem_type": "spatial_grounding",
             "scene": {"size": list(size), "items": items},
             "facts": {"target": target},
         }
@@ -112,7 +119,8 @@ def grounding(rng: random.Random, easy: bool) -> Generated:
         count = sum(it["color"] == color for it in items)
         return {
             "problem": f"<image>How many {color} shapes are there?",
-            "answer": str(count), "problem_type": "counting",
+            "answer": str(count),
+            "problem_type": "counting",
             "scene": {"size": list(size), "items": items},
             "facts": {"count": {"color": color}},
         }
@@ -120,7 +128,8 @@ def grounding(rng: random.Random, easy: bool) -> Generated:
     count = sum(it["kind"] == kind for it in items)
     return {
         "problem": f"<image>How many {kind}s are there?",
-        "answer": str(count), "problem_type": "counting",
+        "answer": str(count),
+        "problem_type": "counting",
         "scene": {"size": list(size), "items": items},
         "facts": {"count": {"kind": kind}},
     }
@@ -128,7 +137,7 @@ def grounding(rng: random.Random, easy: bool) -> Generated:
 
 def _separated(boxes: list[list[int]], axis: int, min_gap: int = 30) -> bool:
     centres = sorted((b[axis] + b[axis + 2]) / 2 for b in boxes)
-    return all(b - a >= min_gap for a, b in zip(centres, centres[1:]))
+    return all(b - a >= min_gap for a, b in itertools.pairwise(centres))
 
 
 @register_generator("spatial")
@@ -155,8 +164,10 @@ def spatial(rng: random.Random, easy: bool) -> Generated:
         return {
             "problem": f"<image>Is the {names[a]} {verb} the {names[b]}?",
             "answer": "A" if relation == words[0] else "B",
-            "options": list(words), "problem_type": "multiple_choice",
-            "scene": scene, "facts": {"pair": [a, b], "axis": axis},
+            "options": list(words),
+            "problem_type": "multiple_choice",
+            "scene": scene,
+            "facts": {"pair": [a, b], "axis": axis},
         }
     extreme = ("leftmost", "rightmost") if axis == 0 else ("topmost", "bottommost")
     which = rng.randrange(2)
@@ -165,8 +176,11 @@ def spatial(rng: random.Random, easy: bool) -> Generated:
     options, letter = _mc(rng, names[target], [names[i] for i in range(n) if i != target])
     return {
         "problem": f"<image>Which shape is the {extreme[which]}?",
-        "answer": letter, "options": options, "problem_type": "multiple_choice",
-        "scene": scene, "facts": {"extreme": [axis, which]},
+        "answer": letter,
+        "options": options,
+        "problem_type": "multiple_choice",
+        "scene": scene,
+        "facts": {"extreme": [axis, which]},
     }
 
 
@@ -200,13 +214,19 @@ def science(rng: random.Random, easy: bool) -> Generated:
         best = max(range(n), key=lambda i: volumes[i])
         return {
             "problem": "<image>Which beaker holds the most liquid?",
-            "answer": chr(ord("A") + best), "options": labels, "problem_type": "multiple_choice",
+            "answer": chr(ord("A") + best),
+            "options": labels,
+            "problem_type": "multiple_choice",
             "scene": {"size": list(size), "items": items},
             "facts": {"volumes": volumes},
         }
     if kind == "water":
         state = rng.choice(("solid", "liquid", "gas"))
-        temp = {"solid": rng.randint(-30, -3), "liquid": rng.randint(5, 95), "gas": rng.randint(105, 140)}[state]
+        temp = {
+            "solid": rng.randint(-30, -3),
+            "liquid": rng.randint(5, 95),
+            "gas": rng.randint(105, 140),
+        }[state]
         size = (320, 240)
         fill = 200 - int(150 * (temp + 30) / 170)
         items = [
@@ -218,8 +238,11 @@ def science(rng: random.Random, easy: bool) -> Generated:
         return {
             "problem": "<image>The picture shows the temperature of pure water at sea-level "
             "pressure. In which state is the water?",
-            "answer": letter, "options": options, "problem_type": "multiple_choice",
-            "scene": {"size": list(size), "items": items}, "facts": {"temperature": temp},
+            "answer": letter,
+            "options": options,
+            "problem_type": "multiple_choice",
+            "scene": {"size": list(size), "items": items},
+            "facts": {"temperature": temp},
         }
     chain = rng.choice(FOOD_CHAINS)
     start = rng.randrange(0, len(chain) - 2)
@@ -231,14 +254,23 @@ def science(rng: random.Random, easy: bool) -> Generated:
         items.append(_text(name, 160 - text_width(name, 18) // 2, y, 18))
         if i + 1 < len(links):
             items.append({"type": "line", "points": [[160, y + 26], [160, y + 54]], "width": 2})
-            items.append({"type": "line", "points": [[153, y + 46], [160, y + 54], [167, y + 46]], "width": 2})
+            items.append(
+                {
+                    "type": "line",
+                    "points": [[153, y + 46], [160, y + 54], [167, y + 46]],
+                    "width": 2,
+                }
+            )
     role = rng.choice(("producer", "top predator"))
     correct = links[0] if role == "producer" else links[-1]
     options, letter = _mc(rng, correct, [x for x in links if x != correct])
     return {
         "problem": f"<image>Which organism in this food chain is the {role}?",
-        "answer": letter, "options": options, "problem_type": "multiple_choice",
-        "scene": {"size": list(size), "items": items}, "facts": {"chain": links, "role": role},
+        "answer": letter,
+        "options": options,
+        "problem_type": "multiple_choice",
+        "scene": {"size": list(size), "items": items},
+        "facts": {"chain": links, "role": role},
     }
 
 
@@ -252,20 +284,28 @@ def math_task(rng: random.Random, easy: bool) -> Generated:
         kind = "text" if rng.random() < 0.25 else "arithmetic"
         if kind == "text":
             return {
-                "problem": f"What is {a} + {b}?", "answer": str(a + b), "problem_type": "math",
-                "scene": None, "facts": {"expression": f"{a} + {b}"},
+                "problem": f"What is {a} + {b}?",
+                "answer": str(a + b),
+                "problem_type": "math",
+                "scene": None,
+                "facts": {"expression": f"{a} + {b}"},
             }
         size = (224, 224)
         return {
             "problem": "<image>Compute the result shown in the image.",
-            "answer": str(a + b), "problem_type": "math",
+            "answer": str(a + b),
+            "problem_type": "math",
             "scene": {"size": list(size), "items": [_text(f"{a} + {b} = ?", 50, 90, 36)]},
             "facts": {"expression": f"{a} + {b}"},
         }
     kind = rng.choice(("arithmetic", "arithmetic", "area", "hypotenuse", "text"))
     if kind in ("arithmetic", "text"):
         op = rng.choice("+-*")
-        a, b = (rng.randint(10, 99), rng.randint(10, 99)) if op != "*" else (rng.randint(2, 9), rng.randint(11, 30))
+        a, b = (
+            (rng.randint(10, 99), rng.randint(10, 99))
+            if op != "*"
+            else (rng.randint(2, 9), rng.randint(11, 30))
+        )
         if op == "-" and b > a:
             a, b = b, a
         expr = f"{a} {op} {b}"
@@ -273,12 +313,16 @@ def math_task(rng: random.Random, easy: bool) -> Generated:
         shown = expr.replace("*", "×")
         if kind == "text":
             return {
-                "problem": f"What is {shown}?", "answer": str(value), "problem_type": "math",
-                "scene": None, "facts": {"expression": expr},
+                "problem": f"What is {shown}?",
+                "answer": str(value),
+                "problem_type": "math",
+                "scene": None,
+                "facts": {"expression": expr},
             }
         return {
             "problem": "<image>Compute the result shown in the image.",
-            "answer": str(value), "problem_type": "math",
+            "answer": str(value),
+            "problem_type": "math",
             "scene": {"size": [320, 240], "items": [_text(f"{shown} = ?", 40, 100, 34)]},
             "facts": {"expression": expr},
         }
@@ -293,8 +337,10 @@ def math_task(rng: random.Random, easy: bool) -> Generated:
         ]
         return {
             "problem": "<image>What is the area of the rectangle in square centimetres?",
-            "answer": str(w * h), "problem_type": "numerical",
-            "scene": {"size": [384, 288], "items": items}, "facts": {"width": w, "height": h},
+            "answer": str(w * h),
+            "problem_type": "numerical",
+            "scene": {"size": [384, 288], "items": items},
+            "facts": {"width": w, "height": h},
         }
     a, b, c = rng.choice(PYTHAGOREAN)
     scale = 150 / max(a, b)
@@ -308,8 +354,10 @@ def math_task(rng: random.Random, easy: bool) -> Generated:
     ]
     return {
         "problem": "<image>The triangle has a right angle. How long is its longest side, in centimetres?",
-        "answer": str(c), "problem_type": "numerical",
-        "scene": {"size": [320, 260], "items": items}, "facts": {"legs": [a, b]},
+        "answer": str(c),
+        "problem_type": "numerical",
+        "scene": {"size": [320, 260], "items": items},
+        "facts": {"legs": [a, b]},
     }
 
 
@@ -322,17 +370,28 @@ def chart(rng: random.Random, easy: bool) -> Generated:
         cats = ["A", "B"]
         values = rng.sample(range(1, 10), 2)
         target = rng.randrange(2)
-        item = {"type": "chart", "kind": "bar", "categories": cats, "values": values, "title": "Scores"}
+        item = {
+            "type": "chart",
+            "kind": "bar",
+            "categories": cats,
+            "values": values,
+            "title": "Scores",
+        }
         return {
             "problem": f"<image>What is the value of {cats[target]}?",
-            "answer": str(values[target]), "problem_type": "numerical",
-            "scene": {"size": [256, 256], "items": [item]}, "facts": {"ask": "value", "target": target},
+            "answer": str(values[target]),
+            "problem_type": "numerical",
+            "scene": {"size": [256, 256], "items": [item]},
+            "facts": {"ask": "value", "target": target},
         }
     n = rng.randint(3, 5)
     cats = rng.sample(CATEGORIES, n)
     values = rng.sample(range(2, 40), n)
     item = {
-        "type": "chart", "kind": rng.choice(("bar", "barh")), "categories": cats, "values": values,
+        "type": "chart",
+        "kind": rng.choice(("bar", "barh")),
+        "categories": cats,
+        "values": values,
         "title": "Fruit sold per day",
     }
     scene = {"size": [384, 288], "items": [item]}
@@ -341,34 +400,61 @@ def chart(rng: random.Random, easy: bool) -> Generated:
         target = rng.randrange(n)
         return {
             "problem": f"<image>How many {cats[target]} were sold per day?",
-            "answer": str(values[target]), "problem_type": "numerical",
-            "scene": scene, "facts": {"ask": ask, "target": target},
+            "answer": str(values[target]),
+            "problem_type": "numerical",
+            "scene": scene,
+            "facts": {"ask": ask, "target": target},
         }
     if ask == "max":
         best = max(range(n), key=lambda i: values[i])
         options, letter = _mc(rng, cats[best], [c for i, c in enumerate(cats) if i != best])
         return {
             "problem": "<image>Which fruit sold the most per day?",
-            "answer": letter, "options": options, "problem_type": "multiple_choice",
-            "scene": scene, "facts": {"ask": ask},
+            "answer": letter,
+            "options": options,
+            "problem_type": "multiple_choice",
+            "scene": scene,
+            "facts": {"ask": ask},
         }
     if ask == "difference":
         return {
             "problem": "<image>What is the difference between the largest and the smallest value?",
-            "answer": str(max(values) - min(values)), "problem_type": "numerical",
-            "scene": scene, "facts": {"ask": ask},
+            "answer": str(max(values) - min(values)),
+            "problem_type": "numerical",
+            "scene": scene,
+            "facts": {"ask": ask},
         }
     i, j = rng.sample(range(n), 2)
     return {
         "problem": f"<image>How many {cats[i]} and {cats[j]} were sold per day in total?",
-        "answer": str(values[i] + values[j]), "problem_type": "numerical",
-        "scene": scene, "facts": {"ask": ask, "pair": [i, j]},
+        "answer": str(values[i] + values[j]),
+        "problem_type": "numerical",
+        "scene": scene,
+        "facts": {"ask": ask, "pair": [i, j]},
     }
 
 
 WORDS = (
-    "river", "stone", "light", "green", "paper", "music", "north", "table", "cloud", "seven",
-    "apple", "quiet", "bread", "smile", "ocean", "train", "field", "glass", "honey", "tiger",
+    "river",
+    "stone",
+    "light",
+    "green",
+    "paper",
+    "music",
+    "north",
+    "table",
+    "cloud",
+    "seven",
+    "apple",
+    "quiet",
+    "bread",
+    "smile",
+    "ocean",
+    "train",
+    "field",
+    "glass",
+    "honey",
+    "tiger",
 )
 
 
@@ -390,9 +476,14 @@ def ocr(rng: random.Random, easy: bool) -> Generated:
                 words.pop()
             lines.append(" ".join(words))
         color = rng.choice(("black", "blue", "purple"))
-        items = [_text(line, 16, 24 + i * (font_size + 20), font_size, color) for i, line in enumerate(lines)]
+        items = [
+            _text(line, 16, 24 + i * (font_size + 20), font_size, color)
+            for i, line in enumerate(lines)
+        ]
     return {
         "problem": "<image>Read the text in the image.",
-        "answer": " ".join(lines), "problem_type": "ocr",
-        "scene": {"size": list(size), "items": items}, "facts": {"lines": lines},
+        "answer": " ".join(lines),
+        "problem_type": "ocr",
+        "scene": {"size": list(size), "items": items},
+        "facts": {"lines": lines},
     }
