@@ -1,0 +1,24 @@
+"""Advantage estimators, registered by name; every engine calls :func:`compute_advantage`."""
+
+from openvlthinker.advantage import baselines, g2rpo  # noqa: F401  (registers the estimators)
+from openvlthinker.advantage.gaussian import gaussian_quantile_map
+from openvlthinker.advantage.registry import (
+    ESTIMATORS,
+    Batch,
+    compute_advantage,
+    estimator_options,
+    get_estimator,
+    register_estimator,
+)
+from openvlthinker.advantage.segments import factorize
+
+__all__ = [
+    "ESTIMATORS",
+    "Batch",
+    "compute_advantage",
+    "estimator_options",
+    "factorize",
+    "gaussian_quantile_map",
+    "get_estimator",
+    "register_estimator",
+]

@@ -1,0 +1,134 @@
+"""Estimators registered by name, and the one call path every engine uses."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from openvlthinker.advantage.segments import Keys, factorize
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What an estimator sees: float64 tensors and dense segment ids, all (B,)."""
+
+    rewards: torch.Tensor
+    group: torch.Tensor
+    num_groups: int
+    task: torch.Tensor
+    num_tasks: int
+    components: Mapping[str, torch.Tensor]
+
+
+EstimatorFn = Callable[..., torch.Tensor]
+ESTIMATORS: dict[str, EstimatorFn] = {}
+
+
+def register_estimator(name: str) -> Callable[[EstimatorFn], EstimatorFn]:
+    """Decorator: make ``fn(batch: Batch, **options) -> Tensor[B]`` available as ``name``."""
+
+    def decorate(fn: EstimatorFn) -> EstimatorFn:
+        if name in ESTIMATORS and ESTIMATORS[name] is not fn:
+            raise ValueError(f"advantage estimator {name!r} is already registered")
+        ESTIMATORS[name] = fn
+        return fn
+
+    return decorate
+
+
+def get_estimator(name: str) -> EstimatorFn:
+    """The estimator registered as ``name``; the error lists the known names."""
+    try:
+        return ESTIMATORS[name]
+    except KeyError:
+        raise ValueError(
+            f"algorithm.adv_estimator {name!r} is unknown; known: {', '.join(sorted(ESTIMATORS))}"
+        ) from None
+
+
+def estimator_options(name: str) -> dict[str, object]:
+    """Keyword options (with defaults) that estimator ``name`` accepts."""
+    params = list(inspect.signature(get_estimator(name)).parameters.values())[1:]
+    return {p.name: p.default for p in params}
+
+
+def _as_float_vector(x: torch.Tensor | Sequence[float], where: str) -> torch.Tensor:
+    t = torch.as_tensor(x)
+    if t.dim() != 1:
+        raise ValueError(f"{where}: expected shape (B,), got {tuple(t.shape)}")
+    values = t.to(torch.float64)
+    if bool(torch.isfinite(values).all()):
+        return values
+    bad = torch.nonzero(~torch.isfinite(values)).flatten()
+    if bad.numel():
+        rows = bad[:10].tolist()
+        more = f" (and {bad.numel() - 10} more)" if bad.numel() > 10 else ""
+        raise ValueError(f"{where}: non-finite values (NaN/inf) at rows {rows}{more}")
+    return values
+
+
+def compute_advantage(
+    name: str,
+    rewards: torch.Tensor | Sequence[float],
+    group: Keys,
+    task: Sequence[Hashable] | torch.Tensor | None = None,
+    components: Mapping[str, torch.Tensor | Sequence[float]] | None = None,
+    **options: object,
+) -> torch.Tensor:
+    """One scalar advantage per response (B,), by the estimator registered as ``name``.
+
+    rewards: (B,) outcome reward per response. group: (B,) prompt-group id per response.
+    task: (B,) task key per response, or None for a single task. components: name -> (B,)
+    reward components, for the multi-reward estimators. Returns rewards' float dtype
+    (float32 for integer input); engines broadcast the value over response tokens.
+    """
+    fn = get_estimator(name)
+    accepted = estimator_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"advantage estimator {name!r} got unknown options {unknown}; "
+            f"it accepts: {', '.join(accepted) or 'none'}"
+        )
+    r = _as_float_vector(rewards, "rewards")
+    n = r.numel()
+    group_ids = factorize(group, where="group")
+    task_ids = torch.zeros(n, dtype=torch.long) if task is None else factorize(task, where="task")
+    for label, ids in (("group", group_ids), ("task", task_ids)):
+        if ids.numel() != n:
+            raise ValueError(f"{label}: {ids.numel()} entries for {n} rewards")
+    comps = {
+        key: _as_float_vector(value, f"components[{key!r}]")
+        for key, value in (components or {}).items()
+    }
+    for key, value in comps.items():
+        if value.numel() != n:
+            raise ValueError(f"components[{key!r}]: {value.numel()} entries for {n} rewards")
+    num_groups = int(group_ids.max()) + 1 if n else 0
+    num_tasks = int(task_ids.max()) + 1 if n else 0
+    if n and task is not None:
+        _check_groups_inside_tasks(group_ids, task_ids, num_groups)
+    batch = Batch(r, group_ids, num_groups, task_ids, num_tasks, comps)
+    with torch.no_grad():
+        advantage = fn(batch, **options)
+    dtype = rewards.dtype if isinstance(rewards, torch.Tensor) else r.dtype
+    if not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    return advantage.to(dtype)
+
+
+def _check_groups_inside_tasks(group: torch.Tensor, task: torch.Tensor, num_groups: int) -> None:
+    lo = torch.full((num_groups,), task.numel(), dtype=torch.long).scatter_reduce(
+        0, group, task, "amin"
+    )
+    hi = torch.full((num_groups,), -1, dtype=torch.long).scatter_reduce(0, group, task, "amax")
+    mixed = torch.nonzero(lo != hi).flatten()
+    if mixed.numel():
+        rows = torch.nonzero(torch.isin(group, mixed)).flatten()[:10].tolist()
+        raise ValueError(
+            f"group/task: a prompt group spans several tasks (rows {rows}); "
+            "every response of one prompt must carry the same task key"
+        )
