@@ -386,13 +386,14 @@ def load_task_data(
     registry: TaskRegistry,
     split: Literal["train", "validation"],
     *,
-    check_images: bool = True,
+    check_images: bool | None = None,
 ) -> dict[str, LoadedRecords]:
     """Load every file of ``split`` listed in the registry, with its settings.
 
     Returns file key -> records: for ``train`` the key is ``'<task>:<path>'``, for
     ``validation`` the validation set's name. Records without a task get the task the
-    file is listed under.
+    file is listed under. ``check_images`` (default: the task file's ``data.check_images``)
+    opens every image header to check it is readable and record its size.
     """
     if split not in ("train", "validation"):
         raise ValueError(f"split: {split!r} is unknown; known: 'train', 'validation'")
@@ -407,6 +408,6 @@ def load_task_data(
                 on_error=registry.on_error,
                 image_root=f.image_root,
                 default_task=spec.key,
-                check_images=check_images,
+                check_images=registry.check_images if check_images is None else check_images,
             )
     return out

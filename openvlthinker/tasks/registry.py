@@ -99,6 +99,7 @@ class TaskRegistry(Mapping[str, TaskSpec]):
     advantage_key: str = "task"
     on_error: str = "fail"
     field_map: Mapping[str, str] = field(default_factory=dict)
+    check_images: bool = True
     source: Path | None = None
 
     def __getitem__(self, key: str) -> TaskSpec:
@@ -143,7 +144,7 @@ class TaskRegistry(Mapping[str, TaskSpec]):
 # --------------------------------------------------------------------------- loading
 
 _TOP_KEYS = {"advantage_key", "data_root", "data", "defaults", "tasks", "extends"}
-_DATA_KEYS = {"on_error", "field_map"}
+_DATA_KEYS = {"on_error", "field_map", "check_images"}
 _DEFAULT_KEYS = {"length_envelope", "length_weight", "entropy_band", "reward_weights"}
 _TASK_KEYS = {"domain", "problem_types", "train", "validation"} | _DEFAULT_KEYS
 _BAND_KEYS = ("h_min", "h_max", "coef")
@@ -439,6 +440,11 @@ def load_tasks(path: str | Path, *, check_files: bool = True) -> TaskRegistry:
             f"{_where(path, None, 'data.on_error')}: {on_error!r} is unknown; known: {list(ON_ERROR)}"
         )
     field_map = _field_map(data_cfg.get("field_map"), _where(path, None, "data.field_map")) or {}
+    check_images = data_cfg.get("check_images", True)
+    if not isinstance(check_images, bool):
+        raise TaskFileError(
+            f"{_where(path, None, 'data.check_images')}: must be true or false, got {check_images!r}"
+        )
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict) or set(defaults) - _DEFAULT_KEYS:
         raise TaskFileError(
@@ -466,6 +472,7 @@ def load_tasks(path: str | Path, *, check_files: bool = True) -> TaskRegistry:
         advantage_key=advantage_key,
         on_error=on_error,
         field_map=field_map,
+        check_images=check_images,
         source=path,
     )
     logger.info("loaded %d tasks from %s: %s", len(tasks), path, ", ".join(tasks))

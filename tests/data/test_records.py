@@ -166,3 +166,30 @@ def test_shipped_data_loads_through_the_registry():
     assert sum(len(r) for r in train.values()) == 6 * 48
     text_only = [r for rs in train.values() for r in rs if r.data_type == "text"]
     assert text_only and all(r.task == "math" for r in text_only)
+
+
+def test_task_file_data_settings_drive_load_task_data(image_dir):
+    rows = [
+        RELEASED[0],
+        dict(RELEASED[0], task_type="poetry"),
+        dict(RELEASED[0], images=["broken.png"]),
+    ]
+    _write_jsonl(image_dir / "released.jsonl", rows)
+    task_file = image_dir / "tasks.yaml"
+    task_file.write_text(
+        "data: {on_error: skip, field_map: {task: task_type}, check_images: false}\n"
+        "tasks:\n  science:\n    domain: science\n    problem_types: [multiple_choice]\n"
+        "    length_envelope: [1, 2, 3, 4]\n    length_weight: 0\n"
+        "    validation: [{name: sci, path: released.jsonl, image_root: .}]\n"
+    )
+    registry = load_tasks(task_file)
+    assert registry.on_error == "skip" and registry.check_images is False
+    records = load_task_data(registry, "validation")["sci"]
+    # check_images off: the broken image passes and no size is recorded
+    assert [r.id for r in records] == ["released-0", "released-2"]
+    assert records[0].image_sizes == ()
+    assert records.report.skipped == 1
+    records = load_task_data(registry, "validation", check_images=True)["sci"]
+    assert [r.id for r in records] == ["released-0"] and records.report.skipped == 2
+    with pytest.raises(ValueError, match=r"split: 'test' is unknown"):
+        load_task_data(registry, "test")

@@ -16,6 +16,7 @@ from PIL import Image
 from scipy import ndimage
 
 from openvlthinker.data.synthetic import generate_dataset, generate_records, render_scene
+from openvlthinker.data.synthetic.generate import contact_sheet
 from openvlthinker.data.synthetic.render import COLORS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,3 +178,11 @@ def test_generation_is_deterministic_and_seeded(tmp_path):
 def test_shipped_data_is_small():
     total = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file())
     assert total < 4 * 2**20
+
+
+def test_contact_sheet_shows_each_task(tmp_path):
+    generate_dataset(tmp_path, seed=1, n_train=0, n_val=3, tasks=["math", "ocr"])
+    png = contact_sheet(tmp_path, tmp_path / "sheet.png", per_task=2)
+    with Image.open(png) as im:
+        # two task rows of 3.0 in, two columns of 3.2 in, at 80 dpi
+        assert im.size == (2 * 3.2 * 80, 2 * 3.0 * 80)

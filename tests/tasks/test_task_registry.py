@@ -206,3 +206,20 @@ def test_tiny_registry_only_shrinks_the_envelopes():
         assert tiny[key].validation == base[key].validation
         assert tiny[key].problem_types == base[key].problem_types
         assert tiny[key].reward_weights == base[key].reward_weights
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ("{on_error: ignore}", r"key 'data.on_error': 'ignore' is unknown"),
+        ("{check_images: maybe}", r"key 'data.check_images': must be true or false"),
+        (
+            "{field_map: {solution: answer}}",
+            r"key 'data.field_map': unknown record field\(s\) \['solution'\]",
+        ),
+        ("{shuffle: true}", r"key 'data': must be a mapping with keys"),
+    ],
+)
+def test_bad_data_section(tmp_path, data, match):
+    with pytest.raises(TaskFileError, match=match):
+        load_tasks(write_tasks(tmp_path, f"data: {data}\n" + GOOD))

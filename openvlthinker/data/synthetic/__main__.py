@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from openvlthinker.data.synthetic.generate import generate_dataset
+from openvlthinker.data.synthetic.generate import contact_sheet, generate_dataset
 from openvlthinker.data.synthetic.tasks import GENERATORS
 
 
@@ -18,9 +18,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--tasks", nargs="*", choices=sorted(GENERATORS), help="tasks (default: all)"
     )
+    parser.add_argument("--gallery", help="also write a PNG contact sheet of the val images here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     generate_dataset(args.out, seed=args.seed, n_train=args.train, n_val=args.val, tasks=args.tasks)
+    if args.gallery:
+        logging.getLogger(__name__).info("contact sheet: %s", contact_sheet(args.out, args.gallery))
 
 
 if __name__ == "__main__":

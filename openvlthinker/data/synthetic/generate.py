@@ -81,3 +81,45 @@ def generate_dataset(
             counts[task][split] = n
             logger.info("wrote %d %s records of task %s", n, split, task)
     return counts
+
+
+def contact_sheet(data_dir: str | Path, out_png: str | Path, *, per_task: int = 3) -> Path:
+    """A PNG showing the first image records of each task's val split with Q and A."""
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    data_dir = Path(data_dir)
+    tasks = sorted(p.name for p in data_dir.iterdir() if (p / "val.jsonl").is_file())
+    fig, axes = plt.subplots(
+        len(tasks), per_task, figsize=(3.2 * per_task, 3.0 * len(tasks)), squeeze=False
+    )
+    for row, task in enumerate(tasks):
+        lines = (data_dir / task / "val.jsonl").read_text(encoding="utf-8").splitlines()
+        records = [r for r in map(json.loads, lines) if r["images"]][1 : per_task + 1]
+        for col, ax in enumerate(axes[row]):
+            ax.axis("off")
+            if col >= len(records):
+                continue
+            r = records[col]
+            with Image.open(data_dir / task / "images" / r["images"][0]) as im:
+                ax.imshow(im.convert("RGB"))
+            question = r["problem"].replace("<image>", "")
+            if r["options"]:
+                question += " " + " ".join(
+                    f"{chr(65 + i)}. {o}" for i, o in enumerate(r["options"])
+                )
+            ax.set_title(
+                f"{task}: " + "\n".join(textwrap.wrap(question, 40)) + f"\nanswer: {r['answer']}",
+                fontsize=7,
+            )
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=80)
+    plt.close(fig)
+    return out_png
