@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from openvlthinker.problem_types import canonical_problem_type
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +124,7 @@ class TaskRegistry(Mapping[str, TaskSpec]):
                 return i
         raise KeyError(f"unknown task {key!r}; known: {', '.join(self.tasks)}")
 
-    def entropy_tensors(self):
+    def entropy_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-task entropy bands as float32 tensors ``(h_min[K], h_max[K], coef[K])``."""
         import torch
 
@@ -477,8 +480,3 @@ def load_tasks(path: str | Path, *, check_files: bool = True) -> TaskRegistry:
     )
     logger.info("loaded %d tasks from %s: %s", len(tasks), path, ", ".join(tasks))
     return registry
-
-
-def spec_help() -> dict[str, str]:
-    """Help text of every TaskSpec field (for docs and ``--help`` output)."""
-    return {f.name: f.metadata.get("help", "") for f in fields(TaskSpec)}
