@@ -1,4 +1,7 @@
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openvlthinker.tasks.validation import BEST_CHECKPOINT_METRIC, compute_validation_metrics
 
@@ -82,3 +85,24 @@ def test_bad_inputs_are_named():
         ValueError, match=r"select_metric 'entropy' is not available for every task"
     ):
         compute_validation_metrics(SAMPLES, select_metric="entropy")
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]), st.sampled_from(["ocr", "math"]), st.floats(0, 1)
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_macro_is_the_mean_of_task_means_and_type_counts_add_up(rows):
+    samples = [sample(t, p, c) for t, p, c in rows]
+    m = compute_validation_metrics(samples)
+    tasks = sorted({t for t, _, _ in rows})
+    means = [np.mean([c for t, _, c in rows if t == task]) for task in tasks]
+    assert m["val/macro/correctness"] == pytest.approx(np.mean(means))
+    for task in tasks:
+        per_type = sum(m.get(f"val/{task}/{p}/count", 0.0) for p in ("ocr", "math"))
+        assert per_type == m[f"val/{task}/count"]
