@@ -45,6 +45,7 @@ def main() -> int:
     from openvlthinker.engine.config import load_config
     from openvlthinker.engine.trainer import Trainer
 
+    default = load_config(args.config, args.overrides)  # the run being projected
     with tempfile.TemporaryDirectory() as out:
         cfg = load_config(
             args.config,
@@ -82,8 +83,9 @@ def main() -> int:
     print(f"peak memory (RSS / GPU allocated): {peak:.0f} MiB")
     adv = sum(r["timing/advantage"] for r in rows) / len(rows)
     print(f"advantage share of step: {adv / step:.3%} (goal < 1%)")
-    default_steps = 20
-    val_runs = default_steps // max(cfg.trainer.val_freq, 1) + 1 if cfg.trainer.val_freq else 0
+    default_steps = default.trainer.total_steps
+    freq = default.trainer.val_freq
+    val_runs = (default_steps // freq + int(default.trainer.val_before_train)) if freq else 0
     projected = setup + default_steps * step + val_runs * val_time
     print(
         f"projected default run ({default_steps} steps, {val_runs} validations): "

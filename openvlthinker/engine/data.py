@@ -84,6 +84,12 @@ def encode_records(
     """Load and resize each record's images, build chat messages, encode (left padded)."""
     messages, images, sizes = [], [], []
     for record in records:
+        if record.videos:
+            raise ValueError(
+                f"record {record.id} ({record.source}) has videos: the single-process engine "
+                "encodes images only (the Qwen-VL video processors need torchvision); "
+                "train video tasks with the verl adapter or drop them with data.only_tasks"
+            )
         loaded = [
             load_image(img, min_pixels=min_pixels, max_pixels=max_pixels, factor=factor)
             for img in record.images
