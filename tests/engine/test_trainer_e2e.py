@@ -109,3 +109,31 @@ def test_entropy_band_gradient_zero_inside_and_pushes_outside(engine_config):
     assert grad_above > 0 and h_above < h - 1e-3
     grad_below, h_below = run(h + 1.0, h + 5.0)  # entropy below the band: pushed up
     assert grad_below > 0 and h_below > h + 1e-3
+
+
+def test_dynamic_sampling_drops_constant_groups_and_refills(engine_config):
+    # "zero": a numerical answer a random model never gives, so its groups are all-0 and
+    # carry no signal; "alpha": dense 1 - CER rewards that vary inside every group.
+    cfg = engine_config(
+        "algorithm.dynamic_sampling.enable=true",
+        "algorithm.dynamic_sampling.max_num_gen_batches=6",
+        "data.rollout_batch_size=2",
+        tasks={"zero": ("numerical", "123456"), "alpha": ("ocr", "the the the the")},
+    )
+    trainer = Trainer(cfg)
+    batch, info = trainer.collect()
+    assert info["batch/kept_groups"] == 2 and info["batch/gen_batches"] >= 2
+    assert {r.task for r in batch.records} == {"alpha"}
+    acc = torch.tensor([s["acc"] for s in batch.scores]).view(2, 4)
+    assert ((acc.max(1).values - acc.min(1).values) > 0).all()
+    assert batch.group.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+    only_zero = Trainer(
+        engine_config(
+            "algorithm.dynamic_sampling.enable=true",
+            "data.only_tasks=[zero]",
+            tasks={"zero": ("numerical", "123456"), "alpha": ("ocr", "the")},
+        )
+    )
+    nothing, info = only_zero.collect()
+    assert nothing is None and info["batch/kept_groups"] == 0 and info["batch/gen_batches"] == 4
