@@ -11,6 +11,23 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+CONSOLE_KEYS = (
+    "train/reward",
+    "train/acc",
+    "train/length",
+    "train/response_length",
+    "train/entropy",
+    "actor/pg_loss",
+    "actor/entropy_band_loss",
+    "actor/kl_loss",
+    "actor/grad_norm",
+    "batch/kept_groups",
+    "timing/step",
+    "val/macro/overall",
+    "val/macro/acc",
+    "val/score",
+)
+
 
 class Tracker:
     """Send ``{name: float}`` per step to every enabled sink."""
@@ -43,12 +60,8 @@ class Tracker:
             k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))
         }
         if "console" in self.sinks:
-            # Per-task detail goes to the files; the console keeps the batch-level view.
-            shown = {
-                k: v
-                for k, v in clean.items()
-                if k.count("/") == 1 or k.startswith("val/macro/") or k == "val/score"
-            }
+            # Per-task detail goes to the files; the console keeps a short batch-level view.
+            shown = {k: v for k, v in clean.items() if k in CONSOLE_KEYS}
             logger.info(
                 "step %d | %s", step, " ".join(f"{k}={v:.4g}" for k, v in sorted(shown.items()))
             )

@@ -40,7 +40,7 @@ from openvlthinker.engine.modeling import (
 from openvlthinker.engine.plot import plot_history
 from openvlthinker.engine.rollout import Rollout, concat_rollouts, generate
 from openvlthinker.engine.tracking import Tracker, read_jsonl
-from openvlthinker.rewards import RewardConfig, score_batch
+from openvlthinker.rewards import RewardConfig, close_pools, score_batch
 from openvlthinker.shaping import (
     entropy_band_direction,
     entropy_band_penalty,
@@ -631,6 +631,7 @@ class Trainer:
                 bar.close()
         finally:
             self.tracker.close()
+            close_pools()
         history = read_jsonl(self.out_dir / "metrics.jsonl") if "jsonl" in t.logger else []
         if t.plot and history:
             path = plot_history(history, self.out_dir / "training_curves.png")
