@@ -12,6 +12,7 @@ import math
 import os
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from openvlthinker.engine.modeling import (
 from openvlthinker.engine.plot import plot_history
 from openvlthinker.engine.rollout import Rollout, concat_rollouts, generate
 from openvlthinker.engine.tracking import Tracker, read_jsonl
-from openvlthinker.rewards import RewardConfig, close_pools, score_batch
+from openvlthinker.rewards import RewardConfig, close_pools, score_batch, validate_problem_types
 from openvlthinker.shaping import (
     entropy_band_direction,
     entropy_band_penalty,
@@ -61,22 +62,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass
 class StepBatch:
-    """One step's final rollout batch: B responses with their records, scores and advantages."""
+    """One step's final rollout batch of B responses (prompt groups of ``rollout.n`` in a row).
 
-    def __init__(
-        self, rollout: Rollout, records: list, scores: list[dict], group: torch.Tensor, image_sizes
-    ):
-        self.rollout = rollout
-        self.records = records
-        self.scores = scores
-        self.group = group
-        self.image_sizes = image_sizes
-        self.advantages: torch.Tensor | None = None
-        self.old_log_probs: torch.Tensor | None = None
-        self.ref_log_probs: torch.Tensor | None = None
-        self.token_entropy: torch.Tensor | None = None
-        self.task_index: torch.Tensor | None = None
+    records, scores, image_sizes: per response; group: (B,) prompt-group id; advantages: (B,);
+    old_log_probs, ref_log_probs, token_entropy: (B, T); task_index: (B,) row of the registry.
+    """
+
+    rollout: Rollout
+    records: list
+    scores: list[dict]
+    group: torch.Tensor
+    image_sizes: list
+    advantages: torch.Tensor | None = None
+    old_log_probs: torch.Tensor | None = None
+    ref_log_probs: torch.Tensor | None = None
+    token_entropy: torch.Tensor | None = None
+    task_index: torch.Tensor | None = None
 
 
 class Trainer:
@@ -102,6 +105,11 @@ class Trainer:
             raise ValueError(
                 f"data.only_tasks: unknown task(s) {unknown}; known: {', '.join(self.registry)}"
             )
+        validate_problem_types(
+            self.registry.problem_types(),
+            self.reward_config,
+            where=f"{cfg.data.tasks}: problem_types",
+        )
         self.task_key = cfg.algorithm.task_key or self.registry.advantage_key
         self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
 
