@@ -1,0 +1,242 @@
+"""score_batch and its worker pool: results in input order, whatever a scorer does.
+
+Each worker scores one item at a time in its main thread (so the SIGALRM limit of
+``call_timeout`` works there) and sends each result back as soon as it is done. The parent
+knows which item every worker is on and since when; a worker stuck past
+``call_timeout + kill_grace`` (a C extension that ignores signals) or one that dies is
+replaced, its item gets an error result and the rest of its chunk is scored by others.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing as mp
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from openvlthinker.rewards.config import RewardConfig
+from openvlthinker.rewards.registry import register_scorer, registry_version, user_scorers
+from openvlthinker.rewards.score import default_config, error_result, score_item
+from openvlthinker.rewards.symbolic import math_equal
+from openvlthinker.rewards.timeouts import can_interrupt
+from openvlthinker.rewards.user import (
+    USER_MODULE_PREFIX,
+    load_user_module,
+    load_user_scorers,
+    loaded_user_files,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def score_batch(
+    items: list[dict], workers: int | None = None, config: RewardConfig | None = None
+) -> list[dict]:
+    """Score every item (a dict of :func:`score`'s keyword names); results in input order.
+
+    ``workers`` (default ``config.workers``): 0 scores in this process, N >= 1 in a pool of N
+    processes that survives scorers that raise, hang or crash. Off the main thread,
+    in-process scoring cannot be interrupted, so at least one worker is used.
+    """
+    cfg = config if config is not None else default_config()
+    n_workers = cfg.workers if workers is None else int(workers)
+    if n_workers < 0:
+        raise ValueError(f"score_batch: workers must be >= 0, got {workers!r}")
+    items = list(items)
+    if not items:
+        return []
+    try:
+        load_user_scorers(cfg)
+    except Exception as e:
+        return [error_result(f"user scorer: {type(e).__name__}: {str(e)[:160]}") for _ in items]
+    if n_workers == 0 and can_interrupt():
+        return [score_item(item, cfg) for item in items]
+    return shared_pool(max(1, n_workers), cfg).map(items, cfg)
+
+
+def _worker_main(conn: Connection, files: list[str], extra: dict[str, Any]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C
+    for path in files:
+        load_user_module(path)
+    for problem_type, scorer in extra.items():
+        if isinstance(scorer, tuple):  # (file, function name): a function from a user file
+            scorer = getattr(load_user_module(scorer[0]), scorer[1])
+        register_scorer(problem_type, replace=True)(scorer)
+    # The first symbolic parse builds math-verify's LaTeX grammar (~0.4 s): do it before work.
+    math_equal("1", "1")
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        config, items = message
+        try:
+            load_user_scorers(config)
+        except Exception as e:
+            for _ in items:
+                conn.send(error_result(f"user scorer: {type(e).__name__}: {str(e)[:160]}"))
+            continue
+        for item in items:
+            conn.send(score_item(item, config))
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    chunk: list[int] = field(default_factory=list)
+    done: int = 0
+    since: float = 0.0
+
+
+class ScorerPool:
+    """A fixed number of scoring processes, replaced when one hangs or dies."""
+
+    def __init__(self, workers: int, start_method: str = "forkserver") -> None:
+        self._ctx = mp.get_context(start_method)
+        if start_method == "forkserver":
+            self._ctx.set_forkserver_preload(["openvlthinker.rewards"])
+        self._files = loaded_user_files()
+        # Functions from user files travel as (file, name); others by reference (pickle).
+        self._extra = {
+            name: (sys.modules[fn.__module__].__file__, fn.__name__)
+            if getattr(fn, "__module__", "").startswith(USER_MODULE_PREFIX)
+            else fn
+            for name, fn in user_scorers().items()
+        }
+        self.version = registry_version[0]
+        self.size = workers
+        self._workers = [self._spawn() for _ in range(workers)]
+        self._lock = threading.Lock()
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=_worker_main, args=(child, self._files, self._extra), daemon=True
+        )
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def _replace(self, i: int) -> None:
+        old = self._workers[i]
+        if old.process.is_alive():
+            old.process.kill()
+        old.process.join(timeout=5)
+        old.conn.close()
+        self._workers[i] = self._spawn()
+
+    def map(self, items: list[Any], config: RewardConfig) -> list[dict[str, Any]]:
+        """Results of :func:`score_item` for every item, in input order."""
+        with self._lock:
+            return self._map(items, config)
+
+    def _map(self, items: list[Any], config: RewardConfig) -> list[dict[str, Any]]:
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        size = max(1, min(64, len(items) // (4 * self.size) or 1))
+        queue = deque(list(range(s, min(s + size, len(items)))) for s in range(0, len(items), size))
+        hard_limit = config.call_timeout + config.kill_grace
+        remaining = len(items)
+        while remaining:
+            now = time.monotonic()
+            for i, worker in enumerate(self._workers):
+                if not worker.chunk and queue:
+                    chunk = queue.popleft()
+                    try:
+                        worker.conn.send((config, [items[j] for j in chunk]))
+                    except Exception as e:  # unpicklable item or dead pipe
+                        for j in chunk:
+                            results[j] = error_result(
+                                f"could not send to worker: {type(e).__name__}"
+                            )
+                        remaining -= len(chunk)
+                        self._replace(i)
+                        continue
+                    worker.chunk, worker.done, worker.since = chunk, 0, now
+            busy = {w.conn: i for i, w in enumerate(self._workers) if w.chunk}
+            if not busy:
+                continue
+            deadline = min(self._workers[i].since for i in busy.values()) + hard_limit
+            for conn in wait(list(busy), timeout=max(0.0, deadline - time.monotonic())):
+                i = busy[conn]
+                worker = self._workers[i]
+                try:
+                    result = conn.recv()
+                except (EOFError, OSError):
+                    remaining -= self._fail(i, queue, results, "worker process died")
+                    continue
+                results[worker.chunk[worker.done]] = result
+                remaining -= 1
+                worker.done += 1
+                worker.since = time.monotonic()
+                if worker.done == len(worker.chunk):
+                    worker.chunk = []
+            now = time.monotonic()
+            for i, worker in enumerate(self._workers):
+                if worker.chunk and now - worker.since > hard_limit:
+                    remaining -= self._fail(
+                        i, queue, results, f"killed after {hard_limit:g}s without finishing"
+                    )
+        return [r if r is not None else error_result("lost result") for r in results]
+
+    def _fail(self, i: int, queue: deque, results: list, reason: str) -> int:
+        """Give worker i's current item an error, requeue the rest of its chunk, replace it."""
+        worker = self._workers[i]
+        current, rest = worker.chunk[worker.done], worker.chunk[worker.done + 1 :]
+        logger.warning("reward worker %d: %s (item %d); replacing it", i, reason, current)
+        results[current] = error_result(reason)
+        if rest:
+            queue.appendleft(rest)
+        worker.chunk = []
+        self._replace(i)
+        return 1
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for worker in self._workers:
+            try:
+                worker.conn.send(None)
+            except Exception:
+                logger.debug("worker already gone", exc_info=True)
+        for worker in self._workers:
+            worker.process.join(timeout=2)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=2)
+            worker.conn.close()
+        self._workers = []
+
+
+_pools: dict[tuple[int, str], ScorerPool] = {}
+_pools_lock = threading.Lock()
+
+
+def shared_pool(workers: int, config: RewardConfig) -> ScorerPool:
+    """The process-wide pool of ``workers`` processes, rebuilt when scorers were registered."""
+    key = (workers, config.start_method)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is not None and pool.version != registry_version[0]:
+            pool.close()
+            pool = None
+        if pool is None:
+            pool = _pools[key] = ScorerPool(workers, config.start_method)
+        return pool
+
+
+@atexit.register
+def close_pools() -> None:
+    """Stop every shared pool (also run at interpreter exit)."""
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
