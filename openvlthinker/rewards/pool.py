@@ -1,7 +1,7 @@
 """score_batch and its worker pool: results in input order, whatever a scorer does.
 
 Each worker scores one item at a time in its main thread (so the SIGALRM limit of
-``call_timeout`` works there) and sends each result back as soon as it is done. The parent
+``call_timeout`` works there) and sends finished results back every ``FLUSH_S``. The parent
 knows which item every worker is on and since when; a worker stuck past
 ``call_timeout + kill_grace`` (a C extension that ignores signals) or one that dies is
 replaced, its item gets an error result and the rest of its chunk is scored by others.
@@ -34,6 +34,9 @@ from openvlthinker.rewards.user import (
 )
 
 logger = logging.getLogger(__name__)
+# A worker reports finished results at least this often (fewer messages than one per item;
+# the parent's "stuck since" clock is then late by at most this much).
+FLUSH_S = 0.01
 
 
 def score_batch(
@@ -85,8 +88,16 @@ def _worker_main(conn: Connection, files: list[str], extra: dict[str, Any]) -> N
             for _ in items:
                 conn.send(error_result(f"user scorer: {type(e).__name__}: {str(e)[:160]}"))
             continue
+        done: list[dict[str, Any]] = []
+        flushed = time.monotonic()
         for item in items:
-            conn.send(score_item(item, config))
+            done.append(score_item(item, config))
+            # Send every FLUSH_S at least, so the parent always knows how far we got.
+            if time.monotonic() - flushed > FLUSH_S:
+                conn.send(done)
+                done, flushed = [], time.monotonic()
+        if done:
+            conn.send(done)
 
 
 @dataclass
@@ -170,13 +181,14 @@ class ScorerPool:
                 i = busy[conn]
                 worker = self._workers[i]
                 try:
-                    result = conn.recv()
+                    batch = conn.recv()
                 except (EOFError, OSError):
                     remaining -= self._fail(i, queue, results, "worker process died")
                     continue
-                results[worker.chunk[worker.done]] = result
-                remaining -= 1
-                worker.done += 1
+                for result in batch:
+                    results[worker.chunk[worker.done]] = result
+                    worker.done += 1
+                remaining -= len(batch)
                 worker.since = time.monotonic()
                 if worker.done == len(worker.chunk):
                     worker.chunk = []
@@ -199,6 +211,10 @@ class ScorerPool:
         worker.chunk = []
         self._replace(i)
         return 1
+
+    def pids(self) -> list[int]:
+        """Process ids of the current workers."""
+        return [w.process.pid for w in self._workers]
 
     def close(self) -> None:
         """Stop every worker."""
