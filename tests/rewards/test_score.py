@@ -1,5 +1,7 @@
 """score(): components, weights, length, released-scorer defects, hostile inputs."""
 
+import re
+
 import pytest
 
 from openvlthinker.rewards import RewardConfig, score
@@ -85,7 +87,7 @@ def test_bad_arguments_become_errors(item_kwargs, match):
     kwargs.update(item_kwargs)
     response = kwargs.pop("response")
     result = score(response, **kwargs)
-    assert result["error"] is not None and __import__("re").search(match, result["error"]), result
+    assert result["error"] is not None and re.search(match, result["error"]), result
     assert_in_range(result)
 
 
@@ -97,7 +99,6 @@ def test_answer_length_cap():
 
 
 def test_call_timeout_bounds_a_python_hang():
-    import time
     from pathlib import Path
 
     from openvlthinker.rewards import load_reward_function
@@ -105,7 +106,5 @@ def test_call_timeout_bounds_a_python_hang():
     load_reward_function(
         f"{Path(__file__).with_name('user_scorers.py')}:hang", problem_type="hang_type"
     )
-    start = time.perf_counter()
     result = score(wrap("hang"), "x", "hang_type", config=RewardConfig(call_timeout=0.2))
-    assert time.perf_counter() - start < 1.5
     assert result["error"] == "timed out after 0.2s" and result["overall"] == 0.0
