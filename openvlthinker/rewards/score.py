@@ -101,7 +101,7 @@ def score_item(item: Any, config: RewardConfig) -> dict[str, Any]:
             return _score(item, config)
     except ScoreTimeout:
         return error_result(f"timed out after {config.call_timeout:g}s")
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a user scorer calling sys.exit must not end the run
         logger.debug("reward scoring failed", exc_info=True)
         return error_result(f"{type(e).__name__}: {str(e)[:160]}")
 
@@ -149,7 +149,7 @@ def _score(item: Any, cfg: RewardConfig) -> dict[str, Any]:
         try:
             verdict = as_verdict(scorer(answer, ground_truth, ctx))
             correctness, structure, error = verdict.correctness, verdict.structure, verdict.error
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             logger.debug("scorer for %s failed", name, exc_info=True)
             correctness, structure = 0.0, 0.0
             error = f"{type(e).__name__}: {str(e)[:160]}"

@@ -82,6 +82,11 @@ def test_a_raising_scorer_keeps_format_credit():
     )
 
 
+def test_a_scorer_calling_sys_exit_does_not_end_the_run():
+    load_reward_function(f"{USER_FILE}:exits", problem_type="exit_type")
+    assert score(wrap("x"), "y", "exit_type")["error"] == "SystemExit: 2"
+
+
 @pytest.mark.parametrize(
     ("spec", "error", "match"),
     [
