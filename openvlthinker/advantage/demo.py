@@ -1,6 +1,6 @@
 """Show G2RPO against GRPO on example multi-task rewards: a table and a PNG.
 
-    python -m openvlthinker.advantage.demo [--out outputs/advantage_demo.png]
+python -m openvlthinker.advantage.demo [--out outputs/advantage_demo.png]
 """
 
 from __future__ import annotations
