@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing as mp
+import pickle
 import signal
 import sys
 import threading
@@ -100,6 +101,34 @@ def _worker_main(conn: Connection, files: list[str], extra: dict[str, Any]) -> N
             conn.send(done)
 
 
+def _portable_scorers(start_method: str) -> dict[str, Any]:
+    """User scorers in a form a fresh worker can rebuild.
+
+    Functions from user files travel as (file, name) and are loaded again; others by pickle
+    reference. With fork the worker inherits everything; otherwise a scorer that cannot be
+    pickled (a lambda, a local function) is left out with a warning and its items score as
+    an unknown problem type in the pool.
+    """
+    portable: dict[str, Any] = {}
+    for name, fn in user_scorers().items():
+        if getattr(fn, "__module__", "").startswith(USER_MODULE_PREFIX):
+            portable[name] = (sys.modules[fn.__module__].__file__, fn.__name__)
+            continue
+        if start_method != "fork":
+            try:
+                pickle.dumps(fn)
+            except Exception:
+                logger.warning(
+                    "scorer of problem type %r cannot be sent to %s workers (define it at module "
+                    "level, load it from a file, or use start_method='fork')",
+                    name,
+                    start_method,
+                )
+                continue
+        portable[name] = fn
+    return portable
+
+
 @dataclass
 class _Worker:
     process: Any
@@ -117,13 +146,7 @@ class ScorerPool:
         if start_method == "forkserver":
             self._ctx.set_forkserver_preload(["openvlthinker.rewards"])
         self._files = loaded_user_files()
-        # Functions from user files travel as (file, name); others by reference (pickle).
-        self._extra = {
-            name: (sys.modules[fn.__module__].__file__, fn.__name__)
-            if getattr(fn, "__module__", "").startswith(USER_MODULE_PREFIX)
-            else fn
-            for name, fn in user_scorers().items()
-        }
+        self._extra = _portable_scorers(start_method)
         self.version = registry_version[0]
         self.size = workers
         self._workers = [self._spawn() for _ in range(workers)]

@@ -97,6 +97,32 @@ def test_fork_start_method():
     assert score_batch(items, workers=1, config=cfg) == score_batch(items, workers=0, config=cfg)
 
 
+def test_unpicklable_scorer_is_left_out_of_forkserver_workers(caplog):
+    from openvlthinker.rewards import register_scorer
+
+    register_scorer("pool_lambda")(lambda answer, ground_truth, ctx: 1.0)
+    items = [
+        {"response": wrap("x"), "ground_truth": "x", "problem_type": "pool_lambda"},
+        {"response": wrap("2"), "ground_truth": "2", "problem_type": "numerical"},
+    ]
+    results = score_batch(items, workers=1, config=CFG)
+    assert "unknown problem type 'pool_lambda'" in results[0]["error"]
+    assert results[1]["correctness"] == 1.0
+    assert (
+        "scorer of problem type 'pool_lambda' cannot be sent to forkserver workers" in caplog.text
+    )
+    # With fork the worker inherits it.
+    fork = RewardConfig(start_method="fork")
+    assert score_batch(items[:1], workers=1, config=fork)[0]["correctness"] == 1.0
+
+
+def test_workers_default_comes_from_config():
+    cfg = RewardConfig(workers=1, call_timeout=0.3, kill_grace=0.5)
+    items = [{"response": wrap("crash"), "ground_truth": "x", "problem_type": "pool_crash"}]
+    # Only a worker process can die and be reported; in-process this would end the test run.
+    assert score_batch(items, config=cfg)[0]["error"] == "worker process died"
+
+
 def test_empty_batch_and_bad_worker_count():
     assert score_batch([], workers=2) == []
     with pytest.raises(ValueError, match="score_batch: workers must be >= 0, got -1"):

@@ -36,6 +36,16 @@ def test_unknown_type_fails_at_configuration_time():
         validate_problem_types(["math", "caption"])
 
 
+def test_a_problem_type_without_scorer_fails_validation():
+    from openvlthinker.problem_types import register_problem_type
+
+    register_problem_type("type_without_scorer")
+    with pytest.raises(
+        ValueError, match=r"problem_types\[0\]: problem type 'type_without_scorer' has no scorer"
+    ):
+        validate_problem_types(["type_without_scorer"])
+
+
 def test_unknown_type_mid_run_is_an_error_result_not_a_crash():
     # Released defect: unknown task types crashed the reward worker.
     result = score(wrap("x"), "x", "caption")
