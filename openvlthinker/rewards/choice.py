@@ -14,6 +14,11 @@ _LABELLED = re.compile(r"\s*\(?([A-Z])\)?\s*[.:)\]]\s*(.*)", re.DOTALL)
 _PAREN = re.compile(r"\s*\(([A-Za-z])\)\s*(.*)", re.DOTALL)
 # Multi-select: only letters, brackets, dots and separators (one char or "and" per step, so
 # the match is linear); stripping the rest leaves the letters.
+# "Answer: B", "The answer is (B)", "Option B" -> "B"
+_LEAD_IN = re.compile(
+    r"^(?i:(?:the\s+)?(?:correct\s+|final\s+)?(?:answer|option|choice)s?)"
+    r"(?:\s*:\s*|\s+(?i:is\s+)?)(?=\(?[A-Z](?![A-Za-z]))"
+)
 _MULTI = re.compile(r"(?:[A-Z\s,;&().]|\band\b)+")
 _MULTI_STRIP = re.compile(r"[\s,;&().]|\band\b")
 
@@ -35,7 +40,8 @@ def parse_choice(answer: Any, options: Sequence[str] | None = None) -> frozenset
     """The set of option letters an answer picks, or None.
 
     Accepts ``B``, ``b``, ``(B)``, ``B.``, ``B. text``, ``B) text``, ``\\boxed{B}``, the option
-    text itself, and multi-select ``A, C`` / ``A and C`` / ``AC``.
+    text itself, a lead-in ("Answer: B", "The answer is B", "Option B") and multi-select
+    ``A, C`` / ``A and C`` / ``AC``.
     """
     if isinstance(answer, (list, tuple)):
         letters = [parse_choice(a, options) for a in answer]
@@ -44,8 +50,10 @@ def parse_choice(answer: Any, options: Sequence[str] | None = None) -> frozenset
         return frozenset().union(*letters)
     if not isinstance(answer, str):
         return None
-    text = strip_boxed(answer).strip()
-    if not text or len(text) > MAX_CHOICE_CHARS:
+    if len(answer) > MAX_CHOICE_CHARS:
+        return None
+    text = strip_boxed(_LEAD_IN.sub("", answer.strip(), count=1))
+    if not text:
         return None
     if len(text) == 1 and text.isalpha() and text.isascii():
         return frozenset(text.upper())

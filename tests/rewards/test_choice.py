@@ -32,6 +32,10 @@ OPTIONS = ["A. a red cat", "B. a blue dog", "C. a green cow", "D. a black hen"]
         ("A", "A, C", 0.0),
         ("A, B, C", "A, C", 0.0),
         ("C, A", ["A", "C"], 1.0),
+        ("Answer: B", "B", 1.0),
+        ("The answer is (B)", "B", 1.0),
+        ("Option B", "B", 1.0),
+        ("The correct answer is C", "B", 0.0),
     ],
 )
 def test_known_answers(answer, key, expected):
@@ -40,7 +44,9 @@ def test_known_answers(answer, key, expected):
     assert result["error"] is None
 
 
-@pytest.mark.parametrize("answer", ["", "I am not sure", "the answer is B or C", "AB?", "ZZ"])
+@pytest.mark.parametrize(
+    "answer", ["", "I am not sure", "the answer is B or C", "AB?", "ZZ", "Options", "Answer is"]
+)
 def test_unparseable_answer_scores_zero_with_error(answer):
     result = score(wrap(answer), "B", "multiple_choice", options=OPTIONS)
     assert result["correctness"] == 0.0 and result["structure"] == 0.0
