@@ -12,10 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openvlthinker.rewards import RewardConfig, ScorerPool, score_batch
 from openvlthinker.rewards.score import score_item

@@ -70,6 +70,14 @@ def test_timeout_bounds_an_exploding_expression(monkeypatch):
     assert verdict.error == "math verification timed out after 0.2s"
 
 
+def test_timeout_bounds_a_real_tower_of_powers():
+    # sympy tries to evaluate 9^(9^(9^(9^9))); the limit stops it.
+    cfg = RewardConfig(math_timeout=0.2)
+    result = score(wrap("9^{9^{9^{9^{9}}}}"), "3", "math", config=cfg)
+    assert result["correctness"] == 0.0
+    assert result["error"] == "math verification timed out after 0.2s"
+
+
 def test_math_equal_is_cached():
     math_equal.cache_clear()
     assert math_equal("(a+b)^2", "a^2+2ab+b^2")
