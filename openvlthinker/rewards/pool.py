@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 # A worker reports finished results at least this often (fewer messages than one per item;
 # the parent's "stuck since" clock is then late by at most this much).
 FLUSH_S = 0.01
+# A new worker has this long to import and warm up before it counts as stuck.
+STARTUP_S = 120.0
+# After this many workers in a row die before they are ready, the pool gives up on the batch.
+MAX_STARTUP_FAILURES = 3
+READY = "ready"
 
 
 def score_batch(
@@ -75,6 +80,7 @@ def _worker_main(conn: Connection, files: list[str], extra: dict[str, Any]) -> N
         register_scorer(problem_type, replace=True)(scorer)
     # The first symbolic parse builds math-verify's LaTeX grammar (~0.4 s): do it before work.
     math_equal("1", "1")
+    conn.send(READY)
     while True:
         try:
             message = conn.recv()
@@ -136,6 +142,7 @@ class _Worker:
     chunk: list[int] = field(default_factory=list)
     done: int = 0
     since: float = 0.0
+    ready: bool = False
 
 
 class ScorerPool:
@@ -179,61 +186,107 @@ class ScorerPool:
         size = max(1, min(64, len(items) // (4 * self.size) or 1))
         queue = deque(list(range(s, min(s + size, len(items)))) for s in range(0, len(items), size))
         hard_limit = config.call_timeout + config.kill_grace
-        remaining = len(items)
-        while remaining:
-            now = time.monotonic()
+        self._startup_failures = 0
+        while None in results:
             for i, worker in enumerate(self._workers):
                 if not worker.chunk and queue:
-                    chunk = queue.popleft()
-                    try:
-                        worker.conn.send((config, [items[j] for j in chunk]))
-                    except Exception as e:  # unpicklable item or dead pipe
-                        for j in chunk:
-                            results[j] = error_result(
-                                f"could not send to worker: {type(e).__name__}"
-                            )
-                        remaining -= len(chunk)
-                        self._replace(i)
-                        continue
-                    worker.chunk, worker.done, worker.since = chunk, 0, now
+                    self._dispatch(i, queue, items, config, results)
             busy = {w.conn: i for i, w in enumerate(self._workers) if w.chunk}
             if not busy:
                 continue
-            deadline = min(self._workers[i].since for i in busy.values()) + hard_limit
-            for conn in wait(list(busy), timeout=max(0.0, deadline - time.monotonic())):
+            limits = [self._limit(self._workers[i], hard_limit) for i in busy.values()]
+            for conn in wait(list(busy), timeout=max(0.0, min(limits) - time.monotonic())):
                 i = busy[conn]
                 worker = self._workers[i]
                 try:
                     batch = conn.recv()
                 except (EOFError, OSError):
-                    remaining -= self._fail(i, queue, results, "worker process died")
+                    self._fail(i, queue, results, "worker process died")
+                    continue
+                worker.since = time.monotonic()
+                if batch == READY:
+                    worker.ready = True
+                    self._startup_failures = 0
                     continue
                 for result in batch:
                     results[worker.chunk[worker.done]] = result
                     worker.done += 1
-                remaining -= len(batch)
-                worker.since = time.monotonic()
                 if worker.done == len(worker.chunk):
                     worker.chunk = []
             now = time.monotonic()
             for i, worker in enumerate(self._workers):
-                if worker.chunk and now - worker.since > hard_limit:
-                    remaining -= self._fail(
-                        i, queue, results, f"killed after {hard_limit:g}s without finishing"
-                    )
+                if worker.chunk and now > self._limit(worker, hard_limit):
+                    self._fail(i, queue, results, f"killed after {hard_limit:g}s without finishing")
+            if self._startup_failures >= MAX_STARTUP_FAILURES:
+                reason = (
+                    f"reward workers died during start-up {MAX_STARTUP_FAILURES} times in a row"
+                )
+                logger.error("%s; giving up on %d items", reason, sum(r is None for r in results))
+                self._clear_chunks()
+                return [r if r is not None else error_result(reason) for r in results]
         return [r if r is not None else error_result("lost result") for r in results]
 
-    def _fail(self, i: int, queue: deque, results: list, reason: str) -> int:
-        """Give worker i's current item an error, requeue the rest of its chunk, replace it."""
+    @staticmethod
+    def _limit(worker: _Worker, hard_limit: float) -> float:
+        return worker.since + (hard_limit if worker.ready else STARTUP_S)
+
+    def _dispatch(
+        self, i: int, queue: deque, items: list[Any], config: RewardConfig, results: list
+    ) -> None:
+        """Send the next chunk to idle worker i; unpicklable items get an error at once."""
+        chunk = queue.popleft()
+        try:
+            payload = pickle.dumps((config, [items[j] for j in chunk]))
+        except Exception:
+            sendable = []
+            for j in chunk:
+                try:
+                    pickle.dumps(items[j])
+                    sendable.append(j)
+                except Exception as e:
+                    results[j] = error_result(
+                        f"item cannot be sent to a worker: {type(e).__name__}"
+                    )
+            if sendable:
+                queue.appendleft(sendable)
+            return
         worker = self._workers[i]
-        current, rest = worker.chunk[worker.done], worker.chunk[worker.done + 1 :]
-        logger.warning("reward worker %d: %s (item %d); replacing it", i, reason, current)
-        results[current] = error_result(reason)
+        try:
+            worker.conn.send_bytes(payload)
+        except OSError:  # the worker died while idle: replace it, keep the chunk
+            queue.appendleft(chunk)
+            self._note_death(worker)
+            self._replace(i)
+            return
+        worker.chunk, worker.done, worker.since = chunk, 0, time.monotonic()
+
+    def _fail(self, i: int, queue: deque, results: list, reason: str) -> None:
+        """Give worker i's current item an error, requeue the rest of its chunk, replace it.
+
+        A worker that dies before it is ready has not touched its items: they are all requeued.
+        """
+        worker = self._workers[i]
+        rest = worker.chunk[worker.done :]
+        if worker.ready:
+            current, rest = rest[0], rest[1:]
+            logger.warning("reward worker %d: %s (item %d); replacing it", i, reason, current)
+            results[current] = error_result(reason)
+        else:
+            logger.warning("reward worker %d: %s before it was ready; replacing it", i, reason)
         if rest:
             queue.appendleft(rest)
+        self._note_death(worker)
         worker.chunk = []
         self._replace(i)
-        return 1
+
+    def _note_death(self, worker: _Worker) -> None:
+        self._startup_failures = 0 if worker.ready else self._startup_failures + 1
+
+    def _clear_chunks(self) -> None:
+        for i, worker in enumerate(self._workers):
+            if worker.chunk:  # busy with items we no longer wait for: start afresh
+                worker.chunk = []
+                self._replace(i)
 
     def pids(self) -> list[int]:
         """Process ids of the current workers."""

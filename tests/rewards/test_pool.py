@@ -116,6 +116,32 @@ def test_unpicklable_scorer_is_left_out_of_forkserver_workers(caplog):
     assert score_batch(items[:1], workers=1, config=fork)[0]["correctness"] == 1.0
 
 
+def test_pool_gives_up_when_workers_cannot_start(tmp_path):
+    user_file = tmp_path / "parent_only.py"
+    user_file.write_text(
+        "import multiprocessing\n"
+        "if multiprocessing.parent_process() is not None:\n"
+        "    raise ImportError('only importable in the parent')\n"
+        "def scorer(answer, ground_truth, ctx):\n"
+        "    return 1.0\n"
+    )
+    load_reward_function(f"{user_file}:scorer", problem_type="parent_only")
+    items = mixed_items(5)
+    try:
+        results = score_batch(items, workers=1, config=CFG)
+        # In-process scoring is unaffected.
+        assert score_batch(items, workers=0, config=CFG)[0]["error"] is None
+    finally:  # forget the file, or every later pool would fail to start the same way
+        from openvlthinker.rewards import REWARD_FUNCTIONS, registry, user
+
+        del REWARD_FUNCTIONS["parent_only"]
+        user._modules.pop(str(user_file.resolve()))
+        registry.registry_version[0] += 1
+    assert [r["error"] for r in results] == [
+        "reward workers died during start-up 3 times in a row"
+    ] * len(items)
+
+
 def test_workers_default_comes_from_config():
     cfg = RewardConfig(workers=1, call_timeout=0.3, kill_grace=0.5)
     items = [{"response": wrap("crash"), "ground_truth": "x", "problem_type": "pool_crash"}]
