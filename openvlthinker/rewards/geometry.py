@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -10,6 +11,17 @@ from scipy.optimize import linear_sum_assignment
 
 from openvlthinker.rewards.parsing import finite_numbers
 from openvlthinker.rewards.registry import ScoreContext
+
+logger = logging.getLogger(__name__)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
 
 
 def _size(value: Any, name: str) -> np.ndarray | None:
@@ -31,7 +43,12 @@ def prediction_scale(ctx: ScoreContext) -> np.ndarray:
     size = _size(ctx.image_size, "image_size")
     model = _size(ctx.model_image_size, "model_image_size")
     if ctx.config.coordinate_frame == "qwen_1000":
-        return size / 1000.0 if size is not None else np.ones(2)
+        if size is None:
+            _warn_once(
+                "qwen_1000 boxes scored without image_size: the ground truth is taken to be 0..1000 too"
+            )
+            return np.ones(2)
+        return size / 1000.0
     if size is not None and model is not None:
         return size / model
     return np.ones(2)
