@@ -41,6 +41,7 @@ class Tracker:
         self._jsonl = None
         self._tb = None
         self._wandb = None
+        self.last: dict[str, float] = {}
         if "jsonl" in self.sinks:
             self._jsonl = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")
         if "tensorboard" in self.sinks:

@@ -613,10 +613,12 @@ class Trainer:
         """Train ``trainer.total_steps`` steps; returns the metrics history (one dict per step)."""
         t = self.cfg.trainer
         resumed = self.resume()
+        self._history: list[dict[str, Any]] = []
         self.tracker = Tracker(self.out_dir, t.logger, t.experiment_name, to_dict(self.cfg))
         try:
             if t.val_before_train and not resumed and t.val_freq > 0:
                 self.tracker.log(self.validate(), step=0)
+                self._history.append({"step": 0, **self.tracker.last})
             bar = _progress(t.progress_bar, total=t.total_steps, initial=self.step)
             while self.step < t.total_steps:
                 metrics = self.train_step()
@@ -625,6 +627,7 @@ class Trainer:
                 if t.val_freq > 0 and (self.step % t.val_freq == 0 or last):
                     metrics.update(self.validate())
                 self.tracker.log(metrics, step=self.step)
+                self._history.append({"step": self.step, **self.tracker.last})
                 if t.save_freq > 0 and (self.step % t.save_freq == 0 or last):
                     self.save()
                 if bar is not None:
@@ -640,7 +643,9 @@ class Trainer:
         finally:
             self.tracker.close()
             close_pools()
-        history = read_jsonl(self.out_dir / "metrics.jsonl") if "jsonl" in t.logger else []
+        # A resumed run's file also holds the steps before the kill: prefer it for the plot.
+        jsonl = self.out_dir / "metrics.jsonl"
+        history = read_jsonl(jsonl) if "jsonl" in t.logger else self._history
         if t.plot and history:
             path = plot_history(history, self.out_dir / "training_curves.png")
             logger.info("plot written to %s", path)

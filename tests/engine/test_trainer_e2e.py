@@ -137,3 +137,32 @@ def test_dynamic_sampling_drops_constant_groups_and_refills(engine_config):
     )
     nothing, info = only_zero.collect()
     assert nothing is None and info["batch/kept_groups"] == 0 and info["batch/gen_batches"] == 4
+
+
+@pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen2_vl"])
+def test_older_families_train_a_step_with_matching_log_probs(engine_config, arch):
+    trainer = Trainer(
+        engine_config(f"model.tiny.architecture={arch}", "rollout.check_log_probs=true")
+    )
+    assert trainer.policy.config.model_type == arch
+    before = [p.clone() for p in trainer.policy.parameters()]
+    metrics = trainer.train_step()
+    assert metrics["debug/log_prob_gap"] < 1e-4
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.policy.parameters()))
+
+
+def test_kl_loss_starts_at_zero_and_composes_with_the_band(engine_config):
+    cfg = engine_config(
+        "algorithm.use_kl_loss=true",
+        "algorithm.kl_coef=0.5",
+        "actor.micro_batch_size=3",
+        "actor.lr=0.05",
+    )
+    trainer = Trainer(cfg)
+    trainer.h_max = torch.tensor([1.0])  # entropy (about 6) is above the band: band active
+    trainer.band_coef = torch.tensor([0.1])
+    first = trainer.train_step()
+    assert first["actor/kl_loss"] == 0.0  # one mini-batch: the policy still equals the reference
+    assert first["actor/entropy_band_loss"] > 0
+    second = trainer.train_step()
+    assert second["actor/kl_loss"] > 0  # after one update the policy has left the reference
