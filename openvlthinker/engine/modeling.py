@@ -303,8 +303,19 @@ def load_processor(path: str | os.PathLike, model_type: str, min_pixels: int, ma
 
 
 def load_policy(path: str | os.PathLike, dtype: torch.dtype, device: torch.device | str):
-    """Load a Qwen-VL checkpoint with ``AutoModelForImageTextToText.from_pretrained``."""
+    """Load a Qwen-VL checkpoint with ``AutoModelForImageTextToText.from_pretrained``.
+
+    The checkpoint's generation defaults (top_k, repetition_penalty, ...) are dropped: HF
+    ``generate`` would apply any left unset, and the sampled policy would no longer be
+    the one the log-probs score. Only the special-token ids are kept.
+    """
+    from transformers import GenerationConfig
+
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+    old = model.generation_config
+    model.generation_config = GenerationConfig(
+        eos_token_id=old.eos_token_id, pad_token_id=old.pad_token_id, bos_token_id=old.bos_token_id
+    )
     return model.to(device)
 
 

@@ -62,3 +62,22 @@ def test_tiny_spec_rejects_head_dim_that_does_not_fit_mrope():
     with pytest.raises(ValueError, match="does not fit mrope_section"):
         build_tiny_model(TinySpec(hidden_size=36, num_heads=3), tok)
     assert torch.is_tensor(next(build_tiny_model(TinySpec(), tok).parameters()))
+
+
+def test_load_policy_drops_checkpoint_sampling_defaults(tiny_cache):
+    from openvlthinker.engine.modeling import load_policy
+
+    path = ensure_tiny_checkpoint(TinySpec(), tiny_cache)
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    model.generation_config.repetition_penalty = 1.05  # as Qwen2.5-VL ships it
+    model.generation_config.top_k = 20
+    model.generation_config.do_sample = True
+    model.save_pretrained(path.parent / "with_defaults")
+    loaded = load_policy(path.parent / "with_defaults", torch.float32, "cpu")
+    from transformers import GenerationConfig
+
+    fresh = GenerationConfig()
+    assert loaded.generation_config.repetition_penalty == fresh.repetition_penalty
+    assert loaded.generation_config.top_k == fresh.top_k
+    assert loaded.generation_config.do_sample == fresh.do_sample
+    assert loaded.generation_config.eos_token_id == model.generation_config.eos_token_id
