@@ -27,7 +27,9 @@ PHASES = (
     ("reward", "timing/reward"),
     ("advantage", "timing/advantage"),
     ("old log-prob", "timing/old_log_prob"),
-    ("update (+ band)", "timing/update"),
+    ("update", "timing/update"),
+    ("  band (in update)", "timing/entropy_band"),
+    ("  band pre-pass", "timing/entropy_band_prepass"),
 )
 
 
@@ -81,8 +83,13 @@ def main() -> int:
     print(f"{'step (baseline)':<18}{step:>10.3f}{1:>9.0%}")
     peak = max(r["perf/peak_memory_mb"] for r in rows)
     print(f"peak memory (RSS / GPU allocated): {peak:.0f} MiB")
-    adv = sum(r["timing/advantage"] for r in rows) / len(rows)
-    print(f"advantage share of step: {adv / step:.3%} (goal < 1%)")
+    shaping = sum(r["timing/advantage"] + r.get("timing/entropy_band", 0.0) for r in rows) / len(
+        rows
+    )
+    print(
+        f"advantage + entropy-band arithmetic share of step: {shaping / step:.3%} (goal < 1%; "
+        "the length trapezoid is inside reward, the band's backward inside update)"
+    )
     default_steps = default.trainer.total_steps
     freq = default.trainer.val_freq
     val_runs = (default_steps // freq + int(default.trainer.val_before_train)) if freq else 0

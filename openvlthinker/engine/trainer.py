@@ -361,8 +361,10 @@ class Trainer:
                 micros = self.micro_batches(mb_index)
                 direction = count = None
                 if band_on and len(micros) > 1:
+                    t0 = time.perf_counter()
                     direction, count, band_value = self._minibatch_band(batch, micros, mb_index)
                     stats["actor/entropy_band_loss"].append(band_value)
+                    stats["timing/entropy_band_prepass"].append(time.perf_counter() - t0)
                 for micro in micros:
                     m_rollout = batch.rollout.select(micro)
                     scores = self._forward(self.policy, m_rollout, with_grad=True)
@@ -386,6 +388,7 @@ class Trainer:
                         loss = loss + cfg.algorithm.kl_coef * kl_loss
                         stats["actor/kl_loss"].append(float(kl_loss.detach()))
                     if band_on:
+                        t0 = time.perf_counter()
                         if direction is None:
                             direction, count, band_value = self._band_stats(
                                 self._token_entropy(scores).detach(), mask, batch.task_index[micro]
@@ -399,6 +402,7 @@ class Trainer:
                             coef,
                             count,
                         )
+                        stats["timing/entropy_band"].append(time.perf_counter() - t0)
                     loss.backward()
                     stats["actor/pg_clipfrac"].append(pg.clipfrac)
                     stats["actor/pg_clipfrac_dual"].append(pg.clipfrac_dual)
@@ -418,6 +422,8 @@ class Trainer:
             # pg/kl losses are partial sums per micro-batch: report the mini-batch total.
             if key in ("actor/pg_loss", "actor/kl_loss"):
                 out[key] = sum(values) / (len(stats["actor/grad_norm"]))
+            elif key.startswith("timing/"):
+                out[key] = sum(values)
             else:
                 out[key] = sum(values) / len(values)
         out["actor/lr"] = self.scheduler.get_last_lr()[0]
