@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig
 
-from openvlthinker.advantage import compute_advantage
+from openvlthinker.advantage import compute_advantage, estimator_options
 from openvlthinker.data import load_task_data
 from openvlthinker.engine import checkpoint as ckpt
 from openvlthinker.engine.config import TrainConfig, to_dict
@@ -67,6 +67,7 @@ class StepBatch:
     """One step's final rollout batch of B responses (prompt groups of ``rollout.n`` in a row).
 
     records, scores, image_sizes: per response; group: (B,) prompt-group id; advantages: (B,);
+    baselines: per response, the overall reward of its prompt's greedy response (ReMax);
     old_log_probs, ref_log_probs, token_entropy: (B, T); task_index: (B,) row of the registry.
     """
 
@@ -80,6 +81,7 @@ class StepBatch:
     ref_log_probs: torch.Tensor | None = None
     token_entropy: torch.Tensor | None = None
     task_index: torch.Tensor | None = None
+    baselines: list[float] | None = None
 
 
 class Trainer:
@@ -241,7 +243,9 @@ class Trainer:
         cfg, n = self.cfg, self.cfg.rollout.n
         ds = cfg.algorithm.dynamic_sampling
         want = cfg.data.rollout_batch_size
-        parts, records, scores, sizes = [], [], [], []
+        parts, records, scores, sizes, baselines = [], [], [], [], []
+        # Estimators that take per-row baselines (ReMax) get the greedy response's reward.
+        needs_baselines = "baselines" in estimator_options(cfg.algorithm.adv_estimator)
         timing = defaultdict(float)
         kept_groups = gen_batches = 0
         while kept_groups < want and gen_batches < (ds.max_num_gen_batches if ds.enable else 1):
@@ -261,6 +265,12 @@ class Trainer:
             t0 = time.perf_counter()
             b_scores = self._score(rollout, b_records_n, b_sizes)
             timing["timing/reward"] += time.perf_counter() - t0
+            if needs_baselines:
+                t0 = time.perf_counter()
+                greedy = self._generate(encoded.batch, temperature=1.0, greedy=True)
+                greedy_scores = self._score(greedy, b_records, encoded.model_image_sizes)
+                b_baselines = [g["overall"] for g in greedy_scores for _ in range(n)]
+                timing["timing/baseline"] += time.perf_counter() - t0
             keep = torch.ones(want, dtype=torch.bool)
             if ds.enable:
                 metric = torch.tensor([s[ds.metric] for s in b_scores], dtype=torch.float64).view(
@@ -274,6 +284,8 @@ class Trainer:
                 records += [b_records_n[i] for i in kept_rows.tolist()]
                 scores += [b_scores[i] for i in kept_rows.tolist()]
                 sizes += [b_sizes[i] for i in kept_rows.tolist()]
+                if needs_baselines:
+                    baselines += [b_baselines[i] for i in kept_rows.tolist()]
             kept_groups += int(keep.sum())
         if not parts:
             return None, {
@@ -288,7 +300,9 @@ class Trainer:
             "batch/kept_groups": float(kept_groups),
             "batch/gen_batches": float(gen_batches),
         }
-        return StepBatch(rollout, records, scores, group, sizes), info
+        batch = StepBatch(rollout, records, scores, group, sizes)
+        batch.baselines = baselines if needs_baselines else None
+        return batch, info
 
     def advantage(self, batch: StepBatch) -> None:
         """One scalar per response from the configured estimator, keyed per task."""
@@ -298,13 +312,11 @@ class Trainer:
         components = {
             name: torch.tensor([float(s[name]) for s in batch.scores]) for name in a.adv_components
         }
+        options = dict(a.adv_options)
+        if batch.baselines is not None:
+            options["baselines"] = torch.tensor(batch.baselines, dtype=torch.float32)
         batch.advantages = compute_advantage(
-            a.adv_estimator,
-            rewards,
-            batch.group,
-            task=task_keys,
-            components=components,
-            **a.adv_options,
+            a.adv_estimator, rewards, batch.group, task=task_keys, components=components, **options
         )
         batch.task_index = torch.tensor([self.registry.index(r.task) for r in batch.records])
 

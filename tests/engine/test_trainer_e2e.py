@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from openvlthinker.advantage import ESTIMATORS
 from openvlthinker.engine.trainer import Trainer
 
 TWO_TASKS = {"alpha": ("ocr", "the the the the"), "beta": ("ocr", "the world the the")}
@@ -166,3 +167,19 @@ def test_kl_loss_starts_at_zero_and_composes_with_the_band(engine_config):
     assert first["actor/entropy_band_loss"] > 0
     second = trainer.train_step()
     assert second["actor/kl_loss"] > 0  # after one update the policy has left the reference
+
+
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+def test_every_registered_estimator_runs_through_the_engine(engine_config, estimator):
+    trainer = Trainer(engine_config(f"algorithm.adv_estimator={estimator}"))
+    batch, _ = trainer.collect()
+    trainer.advantage(batch)
+    assert batch.advantages.shape == (8,) and torch.isfinite(batch.advantages).all()
+    rewards = torch.tensor([s["overall"] for s in batch.scores])
+    if estimator == "remax":
+        # ReMax: reward minus the greedy response's reward of the same prompt (one per group).
+        base = torch.tensor(batch.baselines)
+        assert torch.equal(base.view(2, 4), base.view(2, 4)[:, :1].expand(2, 4))
+        torch.testing.assert_close(batch.advantages, rewards - base)
+    else:
+        assert batch.baselines is None
