@@ -183,3 +183,39 @@ def test_every_registered_estimator_runs_through_the_engine(engine_config, estim
         torch.testing.assert_close(batch.advantages, rewards - base)
     else:
         assert batch.baselines is None
+
+
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-mean"])
+def test_micro_batch_split_does_not_change_the_update(engine_config, mode):
+    # One mini-batch of 8 responses, accumulated as 1 x 8 or as 3 + 3 + 2, with KL and an
+    # active entropy band (judged over the whole mini-batch either way): same gradient.
+    results = []
+    for micro in (8, 3):
+        trainer = Trainer(
+            engine_config(
+                f"actor.micro_batch_size={micro}",
+                f"actor.loss_agg_mode={mode}",
+                "algorithm.use_kl_loss=true",
+                "actor.lr=0.01",
+                out=f"micro{micro}",
+            )
+        )
+        trainer.h_max, trainer.band_coef = torch.tensor([1.0]), torch.tensor([0.5])
+        batch, _ = trainer.collect()
+        trainer.advantage(batch)
+        trainer.old_log_probs(batch)
+        grads = []
+        params = list(trainer.policy.parameters())
+        trainer.optimizer.register_step_pre_hook(
+            lambda *_, grads=grads, params=params: grads.extend(p.grad.clone() for p in params)
+        )
+        stats = trainer.update(batch)
+        results.append((stats, grads))
+    (a, pa), (b, pb) = results
+    assert a["actor/entropy_band_loss"] > 0
+    assert a["actor/grad_norm"] == pytest.approx(b["actor/grad_norm"], rel=1e-4)
+    assert a["actor/pg_loss"] == pytest.approx(b["actor/pg_loss"], rel=1e-4, abs=1e-6)
+    assert a["actor/entropy_band_loss"] == pytest.approx(b["actor/entropy_band_loss"], rel=1e-5)
+    assert len(pa) == len(pb) > 0
+    for x, y in zip(pa, pb):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-7)
