@@ -6,11 +6,14 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from openvlthinker.advantage.gaussian import gaussian_quantile_map
+from openvlthinker.advantage.gaussian import gaussian_quantile_map, gaussian_quantile_map_on_grid
 from openvlthinker.advantage.registry import Batch, register_estimator
 from openvlthinker.advantage.segments import is_constant_within_segments
 
 STAGES = ("group", "task")
+# Stage-1 values that are equal in exact arithmetic (a sum of quantiles reached by two
+# paths, as in GS-GDPO) can differ in the last bits; snapping them first makes them tie.
+SNAP_DECIMALS = 9
 
 
 def _check_stages(stages: Sequence[str]) -> tuple[str, ...]:
@@ -22,19 +25,18 @@ def _check_stages(stages: Sequence[str]) -> tuple[str, ...]:
     return tuple(s for s in STAGES if s in chosen)
 
 
-def _two_stage(
-    batch: Batch,
-    stage1: torch.Tensor,
-    stages: tuple[str, ...],
-    constant_groups: torch.Tensor,
-    pin_equal_groups: bool,
-) -> torch.Tensor:
-    out = stage1
-    if "task" in stages:
-        out = gaussian_quantile_map(out, batch.task)
-    if pin_equal_groups:
-        out = torch.where(constant_groups, torch.zeros_like(out), out)
-    return out
+def _stage_two(batch: Batch, stage1: torch.Tensor, stages: tuple[str, ...]) -> torch.Tensor:
+    if "task" not in stages:
+        return stage1
+    return gaussian_quantile_map_on_grid(stage1, batch.task, SNAP_DECIMALS)
+
+
+def _pin(out: torch.Tensor, signals: list[torch.Tensor], batch: Batch) -> torch.Tensor:
+    """Zero the rows of groups in which every signal was constant."""
+    constant = torch.ones_like(out, dtype=torch.bool)
+    for signal in signals:
+        constant &= is_constant_within_segments(signal, batch.group, batch.num_groups)
+    return torch.where(constant, torch.zeros_like(out), out)
 
 
 @register_estimator("gs_grpo")
@@ -47,8 +49,10 @@ def gs_grpo(
     chosen = _check_stages(stages)
     r = batch.rewards
     stage1 = gaussian_quantile_map(r, batch.group) if "group" in chosen else r
-    constant = is_constant_within_segments(r, batch.group, batch.num_groups)
-    return _two_stage(batch, stage1, chosen, constant, pin_equal_groups)
+    out = _stage_two(batch, stage1, chosen)
+    if pin_equal_groups:
+        out = _pin(out, [r], batch)
+    return out
 
 
 @register_estimator("gs_gdpo")
@@ -71,9 +75,10 @@ def gs_gdpo(
             f"{sorted(batch.components)}"
         )
     total = torch.zeros_like(batch.rewards)
-    constant = torch.ones_like(batch.rewards, dtype=torch.bool)
     for key, value in batch.components.items():
         mapped = gaussian_quantile_map(value, batch.group) if "group" in chosen else value
         total = total + weights.get(key, 1.0) * mapped
-        constant &= is_constant_within_segments(value, batch.group, batch.num_groups)
-    return _two_stage(batch, total, chosen, constant, pin_equal_groups)
+    out = _stage_two(batch, total, chosen)
+    if pin_equal_groups:
+        out = _pin(out, list(batch.components.values()), batch)
+    return out

@@ -12,6 +12,45 @@ import torch
 
 from openvlthinker.advantage.segments import segment_count, segment_sum, sort_within_segments
 
+# Keys of the one-sort path: segment id in the high bits, the value on a 1e-9 grid
+# (offset to be non-negative) in the low 42 bits.
+_VALUE_BITS = 42
+_VALUE_LIMIT = 2.0 ** (_VALUE_BITS - 1)
+
+
+def _as_segments(segments: torch.Tensor | None, n: int) -> tuple[torch.Tensor, int]:
+    if segments is None:
+        return torch.zeros(n, dtype=torch.long), 1
+    seg = segments.to(torch.long)
+    return seg, int(seg.max()) + 1
+
+
+def _tie_averaged_quantiles(
+    order: torch.Tensor, seg: torch.Tensor, num_seg: int, starts_run: torch.Tensor
+) -> torch.Tensor:
+    """Quantiles by rank, averaged over tie runs, scattered back to input order.
+
+    order: permutation sorting rows by (segment, value); starts_run: (B,) bool in sorted
+    order, True where a new (segment, value) run begins.
+    """
+    n = order.numel()
+    sorted_seg = seg[order]
+    seg_size = segment_count(seg, num_seg, torch.float64)
+    seg_start = torch.cumsum(seg_size, 0) - seg_size
+    position = torch.arange(n, dtype=torch.float64) - seg_start[sorted_seg]
+    quantile = torch.special.ndtri((position + 0.5) / seg_size[sorted_seg])
+
+    run = torch.cumsum(starts_run, 0) - 1
+    num_runs = int(run[-1]) + 1
+    run_size = segment_count(run, num_runs, torch.float64)
+    run_mean = segment_sum(quantile, run, num_runs) / run_size
+    # A run that fills its segment is an all-equal segment: exactly 0, not rounding noise.
+    run_mean = torch.where(run_size == seg_size[sorted_seg[starts_run]], 0.0, run_mean)
+
+    out = torch.empty(n, dtype=torch.float64)
+    out[order] = run_mean[run]
+    return out
+
 
 @torch.no_grad()
 def gaussian_quantile_map(x: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
@@ -28,27 +67,35 @@ def gaussian_quantile_map(x: torch.Tensor, segments: torch.Tensor | None = None)
     if n == 0:
         return x.clone()
     values = x.to(torch.float64)
-    seg = torch.zeros(n, dtype=torch.long) if segments is None else segments.to(torch.long)
-    num_seg = int(seg.max()) + 1
-
+    seg, num_seg = _as_segments(segments, n)
     order = sort_within_segments(values, seg)
-    sorted_seg = seg[order]
-    sorted_val = values[order]
-    seg_size = segment_count(seg, num_seg, torch.float64)
-    seg_start = torch.cumsum(seg_size, 0) - seg_size
-    position = torch.arange(n, dtype=torch.float64) - seg_start[sorted_seg]
-    quantile = torch.special.ndtri((position + 0.5) / seg_size[sorted_seg])
-
-    # A tie run is a maximal stretch of equal (segment, value) in sorted order.
+    sorted_seg, sorted_val = seg[order], values[order]
     starts_run = torch.ones(n, dtype=torch.bool)
     starts_run[1:] = (sorted_seg[1:] != sorted_seg[:-1]) | (sorted_val[1:] != sorted_val[:-1])
-    run = torch.cumsum(starts_run.to(torch.long), 0) - 1
-    num_runs = int(run[-1]) + 1
-    run_size = segment_count(run, num_runs, torch.float64)
-    run_mean = segment_sum(quantile, run, num_runs) / run_size
-    # A run that fills its segment is an all-equal segment: exactly 0, not rounding noise.
-    run_mean = torch.where(run_size == seg_size[sorted_seg[starts_run]], 0.0, run_mean)
-
-    out = torch.empty(n, dtype=torch.float64)
-    out[order] = run_mean[run]
+    out = _tie_averaged_quantiles(order, seg, num_seg, starts_run)
     return out.to(x.dtype) if x.is_floating_point() else out
+
+
+@torch.no_grad()
+def gaussian_quantile_map_on_grid(
+    x: torch.Tensor, segments: torch.Tensor | None = None, decimals: int = 9
+) -> torch.Tensor:
+    """:func:`gaussian_quantile_map` of ``x`` rounded to ``decimals`` places.
+
+    Values equal after rounding tie. When the rounded values fit the packed key (the
+    case for G2RPO's stage 2, whose inputs are bounded quantiles), one integer sort
+    orders by (segment, value); otherwise it falls back to the two-sort path.
+    """
+    n = x.numel()
+    if n == 0:
+        return x.clone()
+    scaled = torch.round(x.to(torch.float64) * 10.0**decimals)
+    seg, num_seg = _as_segments(segments, n)
+    if float(scaled.abs().max()) >= _VALUE_LIMIT or num_seg >= 2 ** (62 - _VALUE_BITS):
+        return gaussian_quantile_map(scaled / 10.0**decimals, segments).to(x.dtype)
+    key = (seg << _VALUE_BITS) + (scaled + _VALUE_LIMIT).to(torch.long)
+    order = torch.sort(key).indices
+    sorted_key = key[order]
+    starts_run = torch.ones(n, dtype=torch.bool)
+    starts_run[1:] = sorted_key[1:] != sorted_key[:-1]
+    return _tie_averaged_quantiles(order, seg, num_seg, starts_run).to(x.dtype)

@@ -60,6 +60,8 @@ def _as_float_vector(x: torch.Tensor | Sequence[float], where: str) -> torch.Ten
     if t.dim() != 1:
         raise ValueError(f"{where}: expected shape (B,), got {tuple(t.shape)}")
     values = t.to(torch.float64)
+    if bool(torch.isfinite(values).all()):
+        return values
     bad = torch.nonzero(~torch.isfinite(values)).flatten()
     if bad.numel():
         rows = bad[:10].tolist()
@@ -107,7 +109,7 @@ def compute_advantage(
             raise ValueError(f"components[{key!r}]: {value.numel()} entries for {n} rewards")
     num_groups = int(group_ids.max()) + 1 if n else 0
     num_tasks = int(task_ids.max()) + 1 if n else 0
-    if n:
+    if n and task is not None:
         _check_groups_inside_tasks(group_ids, task_ids, num_groups)
     batch = Batch(r, group_ids, num_groups, task_ids, num_tasks, comps)
     with torch.no_grad():

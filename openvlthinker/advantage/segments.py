@@ -24,7 +24,8 @@ def factorize(keys: Keys, *, where: str) -> torch.Tensor:
             raise TypeError(f"{where}: ids must be integers or hashables, got {keys.dtype}")
         return torch.unique(keys, return_inverse=True)[1].to(torch.long)
     try:
-        codes, _ = pd.factorize(pd.Series(list(keys), dtype=object), use_na_sentinel=False)
+        objects = np.fromiter(keys, dtype=object, count=len(keys))
+        codes, _ = pd.factorize(objects, use_na_sentinel=False)
     except TypeError as e:
         raise TypeError(f"{where}: every id must be hashable ({e})") from e
     return torch.from_numpy(np.asarray(codes, dtype=np.int64))
@@ -66,7 +67,8 @@ def sort_within_segments(x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
 
     Two stable sorts (value, then segment) give the lexicographic order in O(B log B).
     """
-    by_value = torch.sort(x, stable=True).indices
+    # Equal values may come out in any order: ties are averaged later anyway.
+    by_value = torch.sort(x).indices
     by_segment = torch.sort(seg[by_value], stable=True).indices
     return by_value[by_segment]
 
