@@ -7,13 +7,14 @@ under ``openvlthinker``. :func:`validate` runs before Ray starts and names the k
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 SECTION = "openvlthinker"
 #: What VERL_USE_EXTERNAL_MODULES must name so every Ray process registers our pieces.
@@ -110,20 +111,23 @@ def unknown_keys(
         ref_parent = OmegaConf.select(defaults, parent) if parent else defaults
         if not isinstance(ref_parent, DictConfig) or len(ref_parent) == 0:
             continue
-        if ref_parent._get_node(key) is None:
+        if key not in ref_parent.keys():
             out.append(path)
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def verl_defaults() -> DictConfig:
-    """verl's own ``ppo_trainer`` config, composed the way verl's main does."""
+    """verl's own ``ppo_trainer`` config, composed the way verl's main does (read-only)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     with initialize_config_module("verl.trainer.config", version_base=None):
-        return compose(config_name="ppo_trainer")
+        defaults = compose(config_name="ppo_trainer")
+    OmegaConf.set_readonly(defaults, True)
+    return defaults
 
 
 def compose_config(config_file: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
@@ -219,10 +223,3 @@ def plugin_env(existing: str | None) -> str:
     if PLUGIN_MODULE not in modules:
         modules.append(PLUGIN_MODULE)
     return ",".join(modules)
-
-
-def as_list(value: Any) -> list:
-    """A config list (ListConfig or list) as a plain list."""
-    if isinstance(value, ListConfig):
-        return list(OmegaConf.to_container(value, resolve=True))
-    return list(value)

@@ -10,6 +10,7 @@ and exits, both without Ray or a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -49,7 +50,9 @@ def main(cfg: DictConfig) -> None:
     import openvlthinker.verl_plugin  # noqa: F401  (registers estimators and reward manager)
 
     if cfg.get(SECTION, {}).get("check_only", False):
-        validate(cfg)
+        # verl's validate_config prints; keep stdout for the config alone
+        with contextlib.redirect_stdout(sys.stderr):
+            validate(cfg)
         # the resolved config is this command's output, not a log line
         sys.stdout.write(OmegaConf.to_yaml(cfg, resolve=True))
         return
