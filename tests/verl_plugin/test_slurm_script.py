@@ -12,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "local_scripts" / "run_g2rpo_rl_slurm.sh"
+GPU_CHECK = REPO / "local_scripts" / "gpu_check_verl.sh"
 
 
 def shellcheck() -> str:
@@ -42,9 +43,10 @@ def fake_slurm(tmp_path):
     )
 
 
-def test_bash_syntax_and_shellcheck_clean():
-    subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
-    out = subprocess.run([shellcheck(), str(SCRIPT)], capture_output=True, text=True)
+@pytest.mark.parametrize("script", [SCRIPT, GPU_CHECK], ids=lambda p: p.name)
+def test_bash_syntax_and_shellcheck_clean(script):
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    out = subprocess.run([shellcheck(), str(script)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout
 
 
