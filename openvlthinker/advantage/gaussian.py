@@ -37,15 +37,16 @@ def _tie_averaged_quantiles(
     sorted_seg = seg[order]
     seg_size = segment_count(seg, num_seg, torch.float64)
     seg_start = torch.cumsum(seg_size, 0) - seg_size
+    row_seg_size = seg_size[sorted_seg]
     position = torch.arange(n, dtype=torch.float64) - seg_start[sorted_seg]
-    quantile = torch.special.ndtri((position + 0.5) / seg_size[sorted_seg])
+    quantile = torch.special.ndtri((position + 0.5) / row_seg_size)
 
     run = torch.cumsum(starts_run, 0) - 1
     num_runs = int(run[-1]) + 1
     run_size = segment_count(run, num_runs, torch.float64)
     run_mean = segment_sum(quantile, run, num_runs) / run_size
     # A run that fills its segment is an all-equal segment: exactly 0, not rounding noise.
-    run_mean = torch.where(run_size == seg_size[sorted_seg[starts_run]], 0.0, run_mean)
+    run_mean = torch.where(run_size == row_seg_size[starts_run], 0.0, run_mean)
 
     out = torch.empty(n, dtype=torch.float64)
     out[order] = run_mean[run]

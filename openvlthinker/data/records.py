@@ -1,0 +1,413 @@
+"""The record schema and its loaders (JSON, JSONL, parquet, ``datasets.Dataset``).
+
+One record is one prompt: problem text with ``<image>``/``<video>`` placeholders, its
+answer, media, problem type (answer format), task and options. Files in another layout
+(e.g. the released OneThinker sample, which calls the task ``task_type``) load through a
+field map. A bad record is reported with its file and row; the policy either fails or
+skips and counts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from openvlthinker.problem_types import canonical_problem_type
+
+if TYPE_CHECKING:
+    from openvlthinker.tasks.registry import TaskRegistry
+
+logger = logging.getLogger(__name__)
+
+IMAGE_PLACEHOLDER = "<image>"
+VIDEO_PLACEHOLDER = "<video>"
+DATA_TYPES = ("image", "video", "text")
+RECORD_FIELDS = (
+    "id",
+    "problem",
+    "answer",
+    "images",
+    "videos",
+    "problem_type",
+    "data_type",
+    "task",
+    "options",
+    "metadata",
+)
+REQUIRED_FIELDS = ("problem", "answer", "problem_type")
+RELEASED_FIELD_MAP: Mapping[str, str] = {"task": "task_type"}
+"""Field map for the released OneThinker/OpenVLThinker sample format."""
+
+
+class RecordError(ValueError):
+    """A record is invalid; the message names the file, row, field and value."""
+
+    def __init__(self, source: str, row: int, message: str):
+        super().__init__(f"{source}: row {row}: {message}")
+        self.source, self.row, self.reason = source, row, message
+
+
+@dataclass(frozen=True)
+class Record:
+    """One prompt of the dataset (see docs/data.md for the file schema)."""
+
+    id: str = field(metadata={"help": "Unique id; defaults to '<file stem>-<row>'."})
+    problem: str = field(metadata={"help": "Question text with <image>/<video> placeholders."})
+    answer: Any = field(metadata={"help": "Ground truth: a string, number or box list."})
+    problem_type: str = field(metadata={"help": "Canonical problem type (answer format)."})
+    task: str = field(metadata={"help": "Task key of the registry."})
+    data_type: str = field(metadata={"help": "'image', 'video' or 'text'."})
+    images: tuple[Any, ...] = field(
+        default=(), metadata={"help": "Absolute image paths (or PIL images from a Dataset)."}
+    )
+    videos: tuple[str, ...] = field(default=(), metadata={"help": "Absolute video paths."})
+    options: tuple[str, ...] = field(default=(), metadata={"help": "Multiple-choice options."})
+    image_sizes: tuple[tuple[int, int], ...] = field(
+        default=(), metadata={"help": "Original (width, height) of each image, read at load."}
+    )
+    metadata: Mapping[str, Any] = field(
+        default_factory=dict, metadata={"help": "The record's 'metadata' plus unmapped fields."}
+    )
+    source: str = field(default="", metadata={"help": "'<file>:<row>' the record came from."})
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(width, height) of the first image, the frame of a grounding answer."""
+        return self.image_sizes[0] if self.image_sizes else None
+
+
+@dataclass
+class LoadReport:
+    """What a load did: how many rows were read, loaded and skipped, and why."""
+
+    source: str
+    rows: int = 0
+    loaded: int = 0
+    skipped: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+
+class LoadedRecords(list):
+    """``list[Record]`` with the :class:`LoadReport` of the load attached as ``.report``."""
+
+    report: LoadReport
+
+
+def _has_nan(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_has_nan(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_nan(v) for v in value)
+    return False
+
+
+def _as_list(value: Any, name: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
+        value = [value]
+    out = list(value)
+    for v in out:
+        if v is None or (isinstance(v, str) and not v):
+            raise ValueError(f"field {name!r}: empty entry in {out!r}")
+    return out
+
+
+def _media_path(value: Any, root: Path | None, name: str) -> Any:
+    if isinstance(value, Mapping):  # datasets' Image feature without decoding
+        if value.get("path"):
+            value = value["path"]
+        else:
+            raise ValueError(f"field {name!r}: entry {sorted(value)} has no 'path'")
+    if isinstance(value, str | Path):
+        p = Path(value)
+        if not p.is_absolute() and root is not None:
+            p = root / p
+        return str(p)
+    if hasattr(value, "size") and hasattr(value, "mode"):  # a decoded PIL image
+        return value
+    raise ValueError(f"field {name!r}: expected a path, got {type(value).__name__} {value!r}")
+
+
+def _image_size(image: Any, check: bool) -> tuple[int, int] | None:
+    if not isinstance(image, str):
+        return tuple(image.size)
+    if not check:
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(image) as im:  # reads the header only
+            return tuple(im.size)
+    except (OSError, UnidentifiedImageError) as e:
+        raise ValueError(f"field 'images': unreadable image {image!r}: {e}") from e
+
+
+def _make_record(
+    raw: Any,
+    row: int,
+    source: str,
+    *,
+    registry: TaskRegistry,
+    field_map: Mapping[str, str],
+    image_root: Path | None,
+    default_task: str | None,
+    check_images: bool,
+    stem: str,
+) -> Record:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"record must be an object, got {type(raw).__name__}")
+    mapped_from = {ours: field_map.get(ours, ours) for ours in RECORD_FIELDS}
+
+    def get(name: str) -> Any:
+        return raw.get(mapped_from[name])
+
+    for name in REQUIRED_FIELDS:
+        if get(name) is None:
+            raise ValueError(f"missing field {mapped_from[name]!r} ({name})")
+    for name in RECORD_FIELDS:
+        if _has_nan(get(name)):
+            raise ValueError(f"field {mapped_from[name]!r}: NaN/inf value {get(name)!r}")
+    problem = get("problem")
+    if not isinstance(problem, str) or not problem.strip():
+        raise ValueError(f"field {mapped_from['problem']!r}: must be a non-empty string")
+    answer = get("answer")
+    if isinstance(answer, str) and not answer.strip():
+        raise ValueError(f"field {mapped_from['answer']!r}: empty answer")
+
+    task = get("task") if get("task") is not None else default_task
+    if task is None:
+        raise ValueError(f"missing field {mapped_from['task']!r} (task) and the file has no task")
+    if task not in registry:
+        raise ValueError(
+            f"field {mapped_from['task']!r}: unknown task {task!r}; known: {', '.join(registry)}"
+        )
+    problem_type = canonical_problem_type(
+        str(get("problem_type")), where=f"field {mapped_from['problem_type']!r}"
+    )
+    if problem_type not in registry[task].problem_types:
+        raise ValueError(
+            f"field {mapped_from['problem_type']!r}: problem type {problem_type!r} is not one of "
+            f"task {task!r}'s problem_types {list(registry[task].problem_types)}"
+        )
+
+    images = tuple(_media_path(v, image_root, "images") for v in _as_list(get("images"), "images"))
+    videos = tuple(_media_path(v, image_root, "videos") for v in _as_list(get("videos"), "videos"))
+    for name, items, tag in (
+        ("images", images, IMAGE_PLACEHOLDER),
+        ("videos", videos, VIDEO_PLACEHOLDER),
+    ):
+        n_tags = problem.count(tag)
+        if n_tags not in (0, len(items)):
+            raise ValueError(
+                f"field {mapped_from['problem']!r}: {n_tags} {tag} placeholder(s) but "
+                f"{len(items)} {name}"
+            )
+    for v in videos:
+        if check_images and not Path(v).is_file():
+            raise ValueError(f"field 'videos': video file {v!r} does not exist")
+    sizes = [_image_size(im, check_images) for im in images]
+
+    data_type = get("data_type") or ("video" if videos else "image" if images else "text")
+    if data_type not in DATA_TYPES:
+        raise ValueError(
+            f"field {mapped_from['data_type']!r}: {data_type!r} is unknown; known: {list(DATA_TYPES)}"
+        )
+    if data_type == "text" and (images or videos):
+        raise ValueError(f"field {mapped_from['data_type']!r}: 'text' but the record has media")
+
+    options = tuple(str(o) for o in _as_list(get("options"), "options"))
+    if problem_type == "multiple_choice" and not options:
+        raise ValueError(f"field {mapped_from['options']!r}: multiple_choice needs options")
+
+    meta = dict(get("metadata") or {})
+    used = set(mapped_from.values())
+    meta.update({k: v for k, v in raw.items() if k not in used})
+    rid = get("id")
+    return Record(
+        id=str(rid) if rid is not None else f"{stem}-{row}",
+        problem=problem,
+        answer=answer,
+        problem_type=problem_type,
+        task=task,
+        data_type=data_type,
+        images=images,
+        videos=videos,
+        options=options,
+        image_sizes=tuple(sizes) if all(s is not None for s in sizes) else (),
+        metadata=meta,
+        source=f"{source}:{row}",
+    )
+
+
+def _rows(source: Any) -> tuple[str, str, Iterator[tuple[int, Any, str | None]]]:
+    """(display name, stem, iterator of (row, raw record or None, parse error))."""
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a pinned dependency
+        datasets = None
+    if datasets is not None and isinstance(source, datasets.Dataset):
+        name = f"<datasets.Dataset {source.info.dataset_name or 'in memory'}>"
+        return name, "dataset", ((i, row, None) for i, row in enumerate(source))
+
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: record file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+
+        def jsonl() -> Iterator[tuple[int, Any, str | None]]:
+            with path.open(encoding="utf-8") as fh:
+                row = 0
+                for lineno, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        yield row, json.loads(line), None
+                    except json.JSONDecodeError as e:
+                        yield row, None, f"line {lineno}: invalid JSON: {e}"
+                    row += 1
+
+        return str(path), path.stem, jsonl()
+    if suffix == ".json":
+        with path.open(encoding="utf-8") as fh:
+            try:
+                data = json.load(fh)
+            except json.JSONDecodeError as e:
+                raise RecordError(str(path), 0, f"invalid JSON: {e}") from e
+        if not isinstance(data, list):
+            raise RecordError(
+                str(path), 0, f"a .json file must hold a list of records, got {type(data).__name__}"
+            )
+        return str(path), path.stem, ((i, r, None) for i, r in enumerate(data))
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+        return str(path), path.stem, ((i, r, None) for i, r in enumerate(rows))
+    raise ValueError(
+        f"{path}: unsupported record file type {suffix!r}; use .json, .jsonl or .parquet"
+    )
+
+
+def load_records(
+    path: str | Path | Any,
+    *,
+    registry: TaskRegistry,
+    field_map: Mapping[str, str] | None = None,
+    on_error: Literal["fail", "skip"] = "fail",
+    image_root: str | Path | None = None,
+    default_task: str | None = None,
+    check_images: bool = True,
+) -> LoadedRecords:
+    """Load and validate records from a file or a ``datasets.Dataset``.
+
+    ``field_map`` maps our field names to the file's (``{"task": "task_type"}`` reads the
+    released format); ``default_task`` is the task of records without one (the task a
+    file is listed under). ``on_error="fail"`` raises :class:`RecordError` naming file and
+    row; ``"skip"`` drops bad records, logs a warning and counts them in ``.report``.
+    """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error: {on_error!r} is unknown; known: 'fail', 'skip'")
+    field_map = dict(field_map or {})
+    unknown = set(field_map) - set(RECORD_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"field_map: unknown record field(s) {sorted(unknown)}; known: {list(RECORD_FIELDS)}"
+        )
+    if default_task is not None and default_task not in registry:
+        raise ValueError(
+            f"default_task: unknown task {default_task!r}; known: {', '.join(registry)}"
+        )
+    name, stem, rows = _rows(path)
+    root = (
+        Path(image_root)
+        if image_root is not None
+        else (Path(path).parent if isinstance(path, str | Path) else None)
+    )
+    out = LoadedRecords()
+    report = LoadReport(source=name)
+    seen_ids: dict[str, int] = {}
+    for row, raw, parse_error in rows:
+        report.rows += 1
+        try:
+            if parse_error is not None:
+                raise ValueError(parse_error)
+            rec = _make_record(
+                raw,
+                row,
+                name,
+                registry=registry,
+                field_map=field_map,
+                image_root=root,
+                default_task=default_task,
+                check_images=check_images,
+                stem=stem,
+            )
+            if rec.id in seen_ids:
+                raise ValueError(
+                    f"field 'id': duplicate id {rec.id!r} (first at row {seen_ids[rec.id]})"
+                )
+            seen_ids[rec.id] = row
+        except ValueError as e:
+            err = RecordError(name, row, str(e))
+            if on_error == "fail":
+                raise err from e
+            report.skipped += 1
+            report.reasons[str(e).split(":")[0]] += 1
+            if len(report.examples) < 5:
+                report.examples.append(str(err))
+            logger.warning("skipping bad record: %s", err)
+            continue
+        out.append(rec)
+        report.loaded += 1
+    if report.skipped:
+        logger.warning(
+            "%s: skipped %d of %d records (%s)",
+            name,
+            report.skipped,
+            report.rows,
+            dict(report.reasons),
+        )
+    out.report = report
+    return out
+
+
+def load_task_data(
+    registry: TaskRegistry,
+    split: Literal["train", "validation"],
+    *,
+    check_images: bool | None = None,
+) -> dict[str, LoadedRecords]:
+    """Load every file of ``split`` listed in the registry, with its settings.
+
+    Returns file key -> records: for ``train`` the key is ``'<task>:<path>'``, for
+    ``validation`` the validation set's name. Records without a task get the task the
+    file is listed under. ``check_images`` (default: the task file's ``data.check_images``)
+    opens every image header to check it is readable and record its size.
+    """
+    if split not in ("train", "validation"):
+        raise ValueError(f"split: {split!r} is unknown; known: 'train', 'validation'")
+    out: dict[str, LoadedRecords] = {}
+    for spec in registry.values():
+        for f in getattr(spec, split):
+            key = f.name if split == "validation" else f"{spec.key}:{f.path}"
+            out[key] = load_records(
+                f.path,
+                registry=registry,
+                field_map={**registry.field_map, **(f.field_map or {})},
+                on_error=registry.on_error,
+                image_root=f.image_root,
+                default_task=spec.key,
+                check_images=registry.check_images if check_images is None else check_images,
+            )
+    return out

@@ -1,0 +1,482 @@
+"""The task registry: the one place that says which tasks exist and how each is shaped.
+
+A *task* groups records that share a domain, a response-length envelope, an entropy band
+and reward weights (method.md sections 2-4). Everything else (advantage stage 2, entropy
+shaping, validation) asks the registry loaded from a task file; nothing keeps its own list.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from openvlthinker.problem_types import canonical_problem_type
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+ADVANTAGE_KEYS = ("task", "problem_type")
+ON_ERROR = ("fail", "skip")
+REWARD_COMPONENTS = ("correctness", "format", "structure")
+DEFAULT_REWARD_WEIGHTS = {"correctness": 0.9, "format": 0.1, "structure": 1.0}
+DEFAULT_ENTROPY_BAND = (0.2, 0.6, 0.02)
+
+
+class TaskFileError(ValueError):
+    """A task file is invalid; the message names the file, the task and the key."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One training file of a task."""
+
+    path: Path = field(metadata={"help": "Record file (.json, .jsonl or .parquet)."})
+    image_root: Path | None = field(
+        default=None,
+        metadata={"help": "Directory that relative image/video paths resolve against."},
+    )
+    field_map: Mapping[str, str] | None = field(
+        default=None,
+        metadata={"help": "Our field name -> the file's field name (e.g. task: task_type)."},
+    )
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """One validation file of a task; its metrics are logged under the task."""
+
+    name: str = field(metadata={"help": "Unique name of the set (unique across all tasks)."})
+    path: Path = field(metadata={"help": "Record file (.json, .jsonl or .parquet)."})
+    image_root: Path | None = field(
+        default=None,
+        metadata={"help": "Directory that relative image/video paths resolve against."},
+    )
+    field_map: Mapping[str, str] | None = field(
+        default=None,
+        metadata={"help": "Our field name -> the file's field name (e.g. task: task_type)."},
+    )
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the trainer needs to know about one task."""
+
+    key: str = field(metadata={"help": "Task name, used as the `task` field of records."})
+    domain: str = field(metadata={"help": "Free-text domain label (e.g. 'math', 'OCR')."})
+    problem_types: tuple[str, ...] = field(
+        metadata={"help": "Canonical problem types (answer formats) this task contains."}
+    )
+    length_envelope: tuple[int, int, int, int] = field(
+        metadata={"help": "(L_min, L_low, L_high, L_max) in tokens, method.md section 2."}
+    )
+    length_weight: float = field(
+        metadata={"help": "Weight of the length trapezoid in the overall reward."}
+    )
+    entropy_band: tuple[float, float, float] = field(
+        metadata={"help": "(H_min, H_max, coef) of the entropy hinge, method.md section 3."}
+    )
+    reward_weights: Mapping[str, float] = field(
+        metadata={"help": "Weights of correctness/format/structure, plus length = length_weight."}
+    )
+    train: tuple[DataFile, ...] = field(
+        default=(), metadata={"help": "Training files of the task."}
+    )
+    validation: tuple[ValidationSet, ...] = field(
+        default=(), metadata={"help": "Validation sets of the task."}
+    )
+
+
+@dataclass(frozen=True)
+class TaskRegistry(Mapping[str, TaskSpec]):
+    """Task key -> :class:`TaskSpec`, in file order (the order gives ``index``)."""
+
+    tasks: Mapping[str, TaskSpec]
+    advantage_key: str = "task"
+    on_error: str = "fail"
+    field_map: Mapping[str, str] = field(default_factory=dict)
+    check_images: bool = True
+    source: Path | None = None
+
+    def __getitem__(self, key: str) -> TaskSpec:
+        try:
+            return self.tasks[key]
+        except KeyError:
+            raise KeyError(f"unknown task {key!r}; known: {', '.join(self.tasks)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tasks)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def index(self, key: str) -> int:
+        """Position of task ``key`` (row of :meth:`entropy_tensors`)."""
+        for i, name in enumerate(self.tasks):
+            if name == key:
+                return i
+        raise KeyError(f"unknown task {key!r}; known: {', '.join(self.tasks)}")
+
+    def entropy_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-task entropy bands as float32 tensors ``(h_min[K], h_max[K], coef[K])``."""
+        import torch
+
+        bands = torch.tensor([t.entropy_band for t in self.tasks.values()], dtype=torch.float32)
+        bands = bands.reshape(len(self.tasks), 3)
+        return bands[:, 0].clone(), bands[:, 1].clone(), bands[:, 2].clone()
+
+    def problem_types(self) -> tuple[str, ...]:
+        """Union of all tasks' problem types, in first-seen order."""
+        seen: dict[str, None] = {}
+        for spec in self.tasks.values():
+            seen.update(dict.fromkeys(spec.problem_types))
+        return tuple(seen)
+
+    def validation_sets(self) -> dict[str, tuple[str, ValidationSet]]:
+        """Validation set name -> (task key, set)."""
+        return {v.name: (t.key, v) for t in self.tasks.values() for v in t.validation}
+
+
+# --------------------------------------------------------------------------- loading
+
+_TOP_KEYS = {"advantage_key", "data_root", "data", "defaults", "tasks", "extends"}
+_DATA_KEYS = {"on_error", "field_map", "check_images"}
+_DEFAULT_KEYS = {"length_envelope", "length_weight", "entropy_band", "reward_weights"}
+_TASK_KEYS = {"domain", "problem_types", "train", "validation"} | _DEFAULT_KEYS
+_BAND_KEYS = ("h_min", "h_max", "coef")
+_FILE_KEYS = {"path", "image_root", "field_map"}
+_VAL_KEYS = _FILE_KEYS | {"name"}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise TaskFileError(
+                f"{loader.name}: duplicate key {key!r} at line {key_node.start_mark.line + 1} "
+                f"(first at line {seen[key] + 1}); each key may appear once"
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise TaskFileError(f"{path}: task file not found")
+    with path.open(encoding="utf-8") as fh:
+        loader = _UniqueKeyLoader(fh)
+        loader.name = str(path)
+        try:
+            data = loader.get_single_data()
+        except yaml.YAMLError as e:
+            raise TaskFileError(f"{path}: not valid YAML: {e}") from e
+        finally:
+            loader.dispose()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise TaskFileError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge of mappings; lists and scalars in ``over`` replace those in ``base``."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _read_with_extends(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in chain:
+        raise TaskFileError(f"{path}: 'extends' forms a cycle: {' -> '.join(map(str, chain))}")
+    data = _read_yaml(path)
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise TaskFileError(
+            f"{path}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}"
+        )
+    # A relative data_root belongs to the file that writes it, so resolve it here.
+    root = data.get("data_root", "." if not data.get("extends") else None)
+    if root is not None:
+        data["data_root"] = str((path.parent / str(root)).resolve())
+    if "extends" in data:
+        base = _read_with_extends(path.parent / str(data.pop("extends")), (*chain, path))
+        data = _merge(base, data)
+    return data
+
+
+def _where(path: Path, task: str | None, key: str) -> str:
+    return f"{path}: task {task!r}, key {key!r}" if task else f"{path}: key {key!r}"
+
+
+def _number(value: Any, where: str, *, integer: bool = False) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or (integer and value != int(value)):
+        kind = "an integer" if integer else "a finite number"
+        raise TaskFileError(f"{where}: must be {kind}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _envelope(value: Any, where: str) -> tuple[int, int, int, int]:
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        raise TaskFileError(f"{where}: must be [L_min, L_low, L_high, L_max], got {value!r}")
+    lmin, low, high, lmax = (_number(v, where, integer=True) for v in value)
+    if not (0 <= lmin < low <= high < lmax):
+        raise TaskFileError(
+            f"{where}: envelope {list(value)} out of order; need 0 <= L_min < L_low <= L_high < L_max"
+        )
+    return lmin, low, high, lmax
+
+
+def _band(value: Any, where: str) -> tuple[float, float, float]:
+    if not isinstance(value, dict):
+        raise TaskFileError(f"{where}: must be a mapping with {list(_BAND_KEYS)}, got {value!r}")
+    unknown = set(value) - set(_BAND_KEYS)
+    missing = set(_BAND_KEYS) - set(value)
+    if unknown or missing:
+        raise TaskFileError(
+            f"{where}: needs exactly {list(_BAND_KEYS)}; unknown {sorted(unknown)}, missing {sorted(missing)}"
+        )
+    h_min, h_max, coef = (_number(value[k], f"{where}.{k}") for k in _BAND_KEYS)
+    if not (0 <= h_min < h_max):
+        raise TaskFileError(f"{where}: need 0 <= h_min < h_max, got h_min={h_min}, h_max={h_max}")
+    if coef < 0:
+        raise TaskFileError(f"{where}.coef: must be >= 0, got {coef}")
+    return h_min, h_max, coef
+
+
+def _weights(value: Any, where: str) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise TaskFileError(f"{where}: must be a mapping component -> weight, got {value!r}")
+    if "length" in value:
+        raise TaskFileError(f"{where}: 'length' is set by the task's length_weight, not here")
+    unknown = set(value) - set(REWARD_COMPONENTS)
+    if unknown:
+        raise TaskFileError(
+            f"{where}: unknown reward component(s) {sorted(unknown)}; known: {list(REWARD_COMPONENTS)}"
+        )
+    return {k: _number(v, f"{where}.{k}") for k, v in value.items()}
+
+
+def _field_map(value: Any, where: str) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise TaskFileError(f"{where}: must map our field name -> file field name, got {value!r}")
+    from openvlthinker.data.records import RECORD_FIELDS
+
+    unknown = set(value) - set(RECORD_FIELDS)
+    if unknown:
+        raise TaskFileError(
+            f"{where}: unknown record field(s) {sorted(unknown)}; known: {list(RECORD_FIELDS)}"
+        )
+    return dict(value)
+
+
+def _files(
+    value: Any, where: str, root: Path, *, validation: bool, check_files: bool
+) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TaskFileError(f"{where}: must be a list of file entries, got {value!r}")
+    allowed = _VAL_KEYS if validation else _FILE_KEYS
+    out = []
+    for i, entry in enumerate(value):
+        w = f"{where}[{i}]"
+        if isinstance(entry, str) and not validation:
+            entry = {"path": entry}
+        if not isinstance(entry, dict):
+            raise TaskFileError(f"{w}: must be a mapping with {sorted(allowed)}, got {entry!r}")
+        unknown = set(entry) - allowed
+        if unknown:
+            raise TaskFileError(
+                f"{w}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
+        required = ("name", "path") if validation else ("path",)
+        for k in required:
+            if not isinstance(entry.get(k), str) or not entry[k]:
+                raise TaskFileError(f"{w}.{k}: required non-empty string, got {entry.get(k)!r}")
+        path = root / entry["path"]
+        if check_files and not path.is_file():
+            raise TaskFileError(f"{w}.path: file {str(path)!r} does not exist")
+        image_root = root / entry["image_root"] if entry.get("image_root") else None
+        if check_files and image_root is not None and not image_root.is_dir():
+            raise TaskFileError(f"{w}.image_root: directory {str(image_root)!r} does not exist")
+        item = {
+            "path": path,
+            "image_root": image_root,
+            "field_map": _field_map(entry.get("field_map"), f"{w}.field_map"),
+        }
+        if validation:
+            item["name"] = entry["name"]
+        out.append(item)
+    return out
+
+
+def _task(
+    key: str, body: Any, defaults: dict[str, Any], path: Path, root: Path, check_files: bool
+) -> TaskSpec:
+    if not isinstance(key, str) or not key or "/" in key:
+        raise TaskFileError(f"{path}: task key {key!r} must be a non-empty string without '/'")
+    if not isinstance(body, dict):
+        raise TaskFileError(f"{_where(path, key, 'tasks')}: task body must be a mapping")
+    unknown = set(body) - _TASK_KEYS
+    if unknown:
+        raise TaskFileError(
+            f"{path}: task {key!r}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TASK_KEYS)}"
+        )
+    merged = {**defaults, **body}
+
+    def need(name: str) -> Any:
+        if name not in merged:
+            raise TaskFileError(
+                f"{_where(path, key, name)}: missing (set it on the task or in defaults)"
+            )
+        return merged[name]
+
+    domain = merged.get("domain")
+    if not isinstance(domain, str) or not domain:
+        raise TaskFileError(
+            f"{_where(path, key, 'domain')}: required non-empty string, got {domain!r}"
+        )
+    raw_types = need("problem_types")
+    if not isinstance(raw_types, list) or not raw_types:
+        raise TaskFileError(
+            f"{_where(path, key, 'problem_types')}: must be a non-empty list, got {raw_types!r}"
+        )
+    types: list[str] = []
+    for t in raw_types:
+        try:
+            canon = canonical_problem_type(t, where=_where(path, key, "problem_types"))
+        except ValueError as e:
+            raise TaskFileError(str(e)) from e
+        if canon in types:
+            raise TaskFileError(f"{_where(path, key, 'problem_types')}: {t!r} listed twice")
+        types.append(canon)
+    length_weight = _number(need("length_weight"), _where(path, key, "length_weight"))
+    if length_weight < 0:
+        raise TaskFileError(
+            f"{_where(path, key, 'length_weight')}: must be >= 0, got {length_weight}"
+        )
+    weights = dict(DEFAULT_REWARD_WEIGHTS)
+    weights.update(_weights(merged.get("reward_weights", {}), _where(path, key, "reward_weights")))
+    weights["length"] = length_weight
+    return TaskSpec(
+        key=key,
+        domain=domain,
+        problem_types=tuple(types),
+        length_envelope=_envelope(need("length_envelope"), _where(path, key, "length_envelope")),
+        length_weight=length_weight,
+        entropy_band=_band(
+            merged.get("entropy_band", dict(zip(_BAND_KEYS, DEFAULT_ENTROPY_BAND))),
+            _where(path, key, "entropy_band"),
+        ),
+        reward_weights=weights,
+        train=tuple(
+            DataFile(**f)
+            for f in _files(
+                body.get("train"),
+                _where(path, key, "train"),
+                root,
+                validation=False,
+                check_files=check_files,
+            )
+        ),
+        validation=tuple(
+            ValidationSet(**f)
+            for f in _files(
+                body.get("validation"),
+                _where(path, key, "validation"),
+                root,
+                validation=True,
+                check_files=check_files,
+            )
+        ),
+    )
+
+
+def load_tasks(path: str | Path, *, check_files: bool = True) -> TaskRegistry:
+    """Load and validate a task file once; errors name the file, task and key.
+
+    ``extends: other.yaml`` deep-merges this file over another (mappings merge, lists
+    replace), which is how a small run overrides the envelopes of the shipped file.
+    """
+    path = Path(path)
+    data = _read_with_extends(path)
+    advantage_key = data.get("advantage_key", "task")
+    if advantage_key not in ADVANTAGE_KEYS:
+        raise TaskFileError(
+            f"{_where(path, None, 'advantage_key')}: {advantage_key!r} is unknown; known: {list(ADVANTAGE_KEYS)}"
+        )
+    data_cfg = data.get("data") or {}
+    if not isinstance(data_cfg, dict) or set(data_cfg) - _DATA_KEYS:
+        raise TaskFileError(
+            f"{_where(path, None, 'data')}: must be a mapping with keys {sorted(_DATA_KEYS)}, got {data_cfg!r}"
+        )
+    on_error = data_cfg.get("on_error", "fail")
+    if on_error not in ON_ERROR:
+        raise TaskFileError(
+            f"{_where(path, None, 'data.on_error')}: {on_error!r} is unknown; known: {list(ON_ERROR)}"
+        )
+    field_map = _field_map(data_cfg.get("field_map"), _where(path, None, "data.field_map")) or {}
+    check_images = data_cfg.get("check_images", True)
+    if not isinstance(check_images, bool):
+        raise TaskFileError(
+            f"{_where(path, None, 'data.check_images')}: must be true or false, got {check_images!r}"
+        )
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict) or set(defaults) - _DEFAULT_KEYS:
+        raise TaskFileError(
+            f"{_where(path, None, 'defaults')}: unknown key(s) {sorted(set(defaults) - _DEFAULT_KEYS)}; "
+            f"allowed: {sorted(_DEFAULT_KEYS)}"
+        )
+    tasks_raw = data.get("tasks")
+    if not isinstance(tasks_raw, dict) or not tasks_raw:
+        raise TaskFileError(f"{_where(path, None, 'tasks')}: must be a non-empty mapping of tasks")
+    root = Path(data["data_root"])
+    tasks = {
+        key: _task(key, body, defaults, path, root, check_files) for key, body in tasks_raw.items()
+    }
+    seen: dict[str, str] = {}
+    for spec in tasks.values():
+        for v in spec.validation:
+            if v.name in seen:
+                raise TaskFileError(
+                    f"{_where(path, spec.key, 'validation')}: duplicate validation set name "
+                    f"{v.name!r} (also in task {seen[v.name]!r})"
+                )
+            seen[v.name] = spec.key
+    registry = TaskRegistry(
+        tasks=tasks,
+        advantage_key=advantage_key,
+        on_error=on_error,
+        field_map=field_map,
+        check_images=check_images,
+        source=path,
+    )
+    logger.info("loaded %d tasks from %s: %s", len(tasks), path, ", ".join(tasks))
+    return registry
