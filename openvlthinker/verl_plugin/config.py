@@ -192,6 +192,9 @@ def validate(cfg: DictConfig, *, defaults: DictConfig | None = None) -> PluginSe
         )
     if not Path(settings.tasks).is_file():
         raise FileNotFoundError(f"{SECTION}.tasks: task file {settings.tasks} does not exist")
+    from openvlthinker.tasks import load_tasks
+
+    load_tasks(settings.tasks)
     if not cfg.trainer.use_v1 or cfg.trainer.v1.trainer_mode != "sync":
         raise ValueError(
             "openvlthinker-verl drives verl's V1 sync trainer: set trainer.use_v1=true and "

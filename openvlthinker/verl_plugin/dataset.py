@@ -13,6 +13,7 @@ One row per record, the columns verl's ``RLHFDataset`` and reward loop read:
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -77,43 +78,34 @@ def flatten_messages(messages: Sequence[dict]) -> list[dict[str, str]]:
     return out
 
 
-def _image_entry(image: Any, image_root: str | os.PathLike | None) -> dict[str, Any]:
+def _image_entry(image: Any) -> dict[str, Any]:
+    """A record image (absolute path, or a PIL image from a datasets.Dataset) as parquet bytes."""
+    if hasattr(image, "save"):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return {"bytes": buf.getvalue(), "path": None}
     path = Path(os.fspath(image))
-    if not path.is_absolute() and image_root is not None:
-        path = Path(image_root) / path
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
-    return {"bytes": path.read_bytes(), "path": str(image)}
+    return {"bytes": path.read_bytes(), "path": str(path)}
 
 
-def _size(value: Any) -> list[int] | None:
-    if value is None:
-        return None
-    return [int(v) for v in value]
+def record_row(record: Any, index: int, **prompt_options: Any) -> dict[str, Any]:
+    """One verl row for one ``openvlthinker.data.Record``; ``prompt_options`` go to
+    ``build_messages`` (template, think/answer tag names, coordinate frame, ...)."""
+    from openvlthinker.data import build_messages, model_image_size
 
-
-def record_row(
-    record: Any,
-    index: int,
-    *,
-    template: str | None = None,
-    image_root: str | os.PathLike | None = None,
-) -> dict[str, Any]:
-    """One verl row for one ``openvlthinker.data.Record``."""
-    from openvlthinker.data import build_messages
-
-    if getattr(record, "videos", None):
+    if record.videos:
         raise ValueError(f"record {record.id!r}: video records are not exported to verl yet")
-    messages = build_messages(record, template=template) if template else build_messages(record)
-    prompt = flatten_messages(messages)
-    images = [_image_entry(img, image_root) for img in (record.images or [])]
+    prompt = flatten_messages(build_messages(record, **prompt_options))
+    images = [_image_entry(img) for img in record.images]
     placeholders = sum(m["content"].count(IMAGE_PLACEHOLDER) for m in prompt)
     if placeholders != len(images):
         raise ValueError(
             f"record {record.id!r}: the prompt has {placeholders} image placeholders for "
             f"{len(images)} images"
         )
-    options = getattr(record, "options", None)
+    size = record.image_size
     return {
         "data_source": record.task,
         "prompt": prompt,
@@ -125,9 +117,9 @@ def record_row(
             "id": str(record.id),
             "task": record.task,
             "problem_type": record.problem_type,
-            "options": [str(o) for o in options] if options else None,
-            "image_size": _size(getattr(record, "image_size", None)),
-            "model_image_size": _size(getattr(record, "model_image_size", None)),
+            "options": [str(o) for o in record.options] or None,
+            "image_size": list(size) if size else None,
+            "model_image_size": list(model_image_size(tuple(size))) if size else None,
         },
     }
 
@@ -141,50 +133,31 @@ def write_parquet(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> Pa
     return out
 
 
-def export_records(
-    records: Sequence[Any],
-    path: str | os.PathLike,
-    *,
-    template: str | None = None,
-    image_root: str | os.PathLike | None = None,
-) -> Path:
+def export_records(records: Sequence[Any], path: str | os.PathLike, **prompt_options: Any) -> Path:
     """Records -> one verl parquet file."""
-    return write_parquet(
-        (record_row(r, i, template=template, image_root=image_root) for i, r in enumerate(records)),
-        path,
-    )
+    return write_parquet((record_row(r, i, **prompt_options) for i, r in enumerate(records)), path)
 
 
-def export_tasks(registry: Any, out_dir: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """Every task's train files into ``train.parquet`` and each validation set into
-    ``val_<task>_<name>.parquet``. Returns (train_files, val_files)."""
-    from openvlthinker.data import load_records
+def export_tasks(
+    registry: Any, out_dir: str | os.PathLike, **prompt_options: Any
+) -> tuple[list[str], list[str]]:
+    """The task file's training records into ``train.parquet`` and each validation set into
+    ``val_<name>.parquet``, loaded with the task file's own settings. Returns
+    (train_files, val_files)."""
+    from openvlthinker.data import load_task_data
 
     out = Path(out_dir)
-    train_rows: list[dict[str, Any]] = []
-    val_files: list[str] = []
-    for key in sorted(registry, key=registry.index):
-        spec = registry[key]
-        for data_file in spec.train:
-            records = load_records(
-                data_file.path, registry=registry, image_root=data_file.image_root
-            )
-            start = len(train_rows)
-            train_rows.extend(
-                record_row(r, start + i, image_root=data_file.image_root)
-                for i, r in enumerate(records)
-            )
-        for vset in spec.validation:
-            records = load_records(vset.path, registry=registry, image_root=vset.image_root)
-            target = out / f"val_{key}_{vset.name}.parquet"
-            export_records(records, target, image_root=vset.image_root)
-            val_files.append(str(target))
-    if not train_rows:
-        raise ValueError("the task file lists no training records")
-    train = write_parquet(train_rows, out / "train.parquet")
+    train_records = [r for recs in load_task_data(registry, "train").values() for r in recs]
+    if not train_records:
+        raise ValueError(f"{registry.source}: the task file lists no training records")
+    train = export_records(train_records, out / "train.parquet", **prompt_options)
+    val_files = [
+        str(export_records(records, out / f"val_{name}.parquet", **prompt_options))
+        for name, records in load_task_data(registry, "validation").items()
+    ]
     logger.info(
-        "exported %d training rows and %d validation sets to %s",
-        len(train_rows),
+        "exported %d training records and %d validation sets to %s",
+        len(train_records),
         len(val_files),
         out,
     )

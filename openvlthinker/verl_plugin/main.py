@@ -50,7 +50,11 @@ def main(cfg: DictConfig) -> None:
     import openvlthinker.verl_plugin  # noqa: F401  (registers estimators and reward manager)
 
     if cfg.get(SECTION, {}).get("check_only", False):
-        # verl's validate_config prints; keep stdout for the config alone
+        # keep stdout for the config alone: Hydra's log handler and verl's validate_config
+        # both write there
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
         with contextlib.redirect_stdout(sys.stderr):
             validate(cfg)
         # the resolved config is this command's output, not a log line

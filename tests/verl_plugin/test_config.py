@@ -19,10 +19,8 @@ CONFIG = REPO / "configs" / "g2rpo_qwen3vl_8b.yaml"
 
 
 @pytest.fixture
-def tasks_file(tmp_path):
-    path = tmp_path / "tasks.yaml"
-    path.write_text("tasks: {}\n")
-    return str(path)
+def tasks_file():
+    return str(REPO / "configs" / "tasks.yaml")
 
 
 def compose(tasks_file, *overrides, config=CONFIG):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from PIL import Image
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
 from openvlthinker.verl_plugin.dataset import flatten_messages, write_parquet
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def png_bytes(size, color) -> bytes:
@@ -125,3 +128,33 @@ def test_tiny_processor_consumes_the_prompt_and_a_batch_collates(
 def test_non_image_content_is_refused():
     with pytest.raises(ValueError, match="of type 'video'"):
         flatten_messages([{"role": "user", "content": [{"type": "video"}]}])
+
+
+def test_shipped_task_file_exports_and_loads_with_images_intact(
+    tmp_path, tiny_tokenizer, tiny_processor
+):
+    from openvlthinker.data import load_task_data
+    from openvlthinker.tasks import load_tasks
+    from openvlthinker.verl_plugin.dataset import export_tasks
+
+    registry = load_tasks(REPO / "configs" / "tasks.yaml")
+    train_files, val_files = export_tasks(registry, tmp_path / "verl")
+    records = [r for recs in load_task_data(registry, "train").values() for r in recs]
+    ds = dataset(train_files[0], tmp_path, tiny_tokenizer, tiny_processor)
+    assert len(ds) == len(records)
+    assert {ds[i]["data_source"] for i in range(len(ds))} == set(registry)
+    assert len(val_files) == len(registry.validation_sets())
+    for i in range(0, len(records), max(1, len(records) // 12)):
+        record, item = records[i], ds[i]
+        assert item["data_source"] == record.task
+        assert item["extra_info"]["id"] == record.id
+        assert item["extra_info"]["problem_type"] == record.problem_type
+        assert json.loads(item["reward_model"]["ground_truth"]) == record.answer
+        content = item["raw_prompt"][-1]["content"]
+        images = [c["image"] for c in content if c["type"] == "image"]
+        assert len(images) == len(record.images)
+        for got, path in zip(images, record.images):
+            want = Image.open(path)
+            assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(want.convert("RGB")))
+        if record.image_size:
+            assert tuple(item["extra_info"]["image_size"]) == tuple(record.image_size)

@@ -230,3 +230,19 @@ def test_unknown_task_fails_naming_it():
         mp.setattr(trainer_module, "tq", fake)
         with pytest.raises(ValueError, match="'chart' of row"):
             trainer._compute_advantage(batch, {})
+
+
+def test_bands_and_length_switch_follow_the_task_file():
+    from pathlib import Path
+
+    from openvlthinker.tasks import load_tasks
+    from openvlthinker.verl_plugin.trainer import bands_from_registry, length_enabled
+
+    registry = load_tasks(Path(__file__).resolve().parents[2] / "configs" / "tasks.yaml")
+    bands = bands_from_registry(registry)
+    assert bands.names == tuple(registry)
+    for i, name in enumerate(bands.names):
+        h_min, h_max, coef = registry[name].entropy_band
+        assert (float(bands.h_min[i]), float(bands.h_max[i])) == pytest.approx((h_min, h_max))
+        assert float(bands.coef[i]) == pytest.approx(coef)
+        assert bool(length_enabled(registry, bands.names)[i]) == (registry[name].length_weight > 0)
