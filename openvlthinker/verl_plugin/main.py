@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -27,6 +28,10 @@ def prepare(cfg: DictConfig) -> DictConfig:
     """Validate, export the task file's data where ``data.*_files`` are null, and make every
     Ray process import the plugin."""
     settings = validate(cfg)
+    # Ray workers on other nodes do not share the driver's working directory
+    with open_dict(cfg):
+        cfg[SECTION].tasks = settings.tasks = str(Path(settings.tasks).resolve())
+        cfg[SECTION].export_dir = settings.export_dir = str(Path(settings.export_dir).resolve())
     if not cfg.data.train_files or not cfg.data.val_files:
         from openvlthinker.tasks import load_tasks
         from openvlthinker.verl_plugin.dataset import export_tasks
@@ -39,8 +44,10 @@ def prepare(cfg: DictConfig) -> DictConfig:
         os.environ.get("VERL_USE_EXTERNAL_MODULES")
     )
     with open_dict(cfg):
-        env = cfg.ray_kwargs.ray_init.runtime_env.setdefault("env_vars", {})
-        env["VERL_USE_EXTERNAL_MODULES"] = os.environ["VERL_USE_EXTERNAL_MODULES"]
+        runtime_env = cfg.ray_kwargs.ray_init.runtime_env
+        if runtime_env.get("env_vars") is None:
+            runtime_env.env_vars = {}
+        runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES = os.environ["VERL_USE_EXTERNAL_MODULES"]
     return cfg
 
 
