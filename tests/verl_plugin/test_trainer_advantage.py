@@ -246,3 +246,31 @@ def test_bands_and_length_switch_follow_the_task_file():
         assert (float(bands.h_min[i]), float(bands.h_max[i])) == pytest.approx((h_min, h_max))
         assert float(bands.coef[i]) == pytest.approx(coef)
         assert bool(length_enabled(registry, bands.names)[i]) == (registry[name].length_weight > 0)
+
+
+def test_setup_sets_the_band_loss_on_the_actor_workers(monkeypatch):
+    from pathlib import Path
+
+    from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+    from verl.workers.config import FSDPActorConfig
+
+    from openvlthinker.verl_plugin.config import compose_config
+    from openvlthinker.verl_plugin.loss import band_ppo_loss
+
+    repo = Path(__file__).resolve().parents[2]
+    config = compose_config(
+        repo / "configs" / "g2rpo_qwen3vl_8b.yaml",
+        [f"openvlthinker.tasks={repo / 'configs' / 'tasks.yaml'}"],
+    )
+    calls = []
+    monkeypatch.setattr(PPOTrainerSync, "_setup", lambda self: None)
+    trainer = G2RPOTrainer.__new__(G2RPOTrainer)
+    trainer.config = config
+    trainer._init_openvlthinker()
+    trainer.actor_rollout_wg = SimpleNamespace(set_loss_fn=calls.append)
+    trainer._setup()
+    (loss_fn,) = calls
+    assert loss_fn.func is band_ppo_loss
+    assert isinstance(loss_fn.keywords["config"], FSDPActorConfig)
+    assert loss_fn.keywords["config"].clip_ratio_high == 0.3
+    assert trainer.bands.names == tuple(trainer.registry)
