@@ -1,0 +1,221 @@
+"""Typed, validated configuration of the reward suite (method.md section 4)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+COMPONENTS: tuple[str, ...] = ("correctness", "format", "structure", "length")
+COORDINATE_FRAMES: tuple[str, ...] = ("qwen_1000", "absolute")
+START_METHODS: tuple[str, ...] = ("fork", "forkserver", "spawn")
+
+
+def _default_weights() -> dict[str, float]:
+    return {"correctness": 0.9, "format": 0.1, "structure": 1.0, "length": 0.0}
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class RewardConfig:
+    """How responses are parsed and scored; every field is checked once, at construction."""
+
+    think_tag: str = field(
+        default="think",
+        metadata=_help("Name of the reasoning tag; 'thinking' matches the released data."),
+    )
+    answer_tag: str = field(default="answer", metadata=_help("Name of the answer tag."))
+    require_answer_tag: bool = field(
+        default=True,
+        metadata=_help(
+            "No answer tag means correctness 0 (error 'no <answer> tag'). False scores the "
+            "text after the think block (or the whole response) instead."
+        ),
+    )
+    weights: dict[str, float] = field(
+        default_factory=_default_weights,
+        metadata=_help(
+            "overall = sum of weight * component over correctness, format, structure, length "
+            "(released: 0.9 / 0.1 / 1.0 / 0.0). Per-call weights override single keys."
+        ),
+    )
+    structure_bonus: float = field(
+        default=0.5,
+        metadata=_help("Structure component of a fully valid answer (released: 0.5); in [0, 1]."),
+    )
+    structure_requires_format: bool = field(
+        default=True,
+        metadata=_help("Structure is 0 when the format check fails (as released)."),
+    )
+    coordinate_frame: str = field(
+        default="qwen_1000",
+        metadata=_help(
+            "Frame of predicted boxes/points: 'qwen_1000' (0..1000 normalised, Qwen3-VL) or "
+            "'absolute' (pixels of the image the model saw, model_image_size)."
+        ),
+    )
+    numeric_rel_tol: float = field(
+        default=1e-3, metadata=_help("Relative tolerance of numerical answers.")
+    )
+    numeric_abs_tol: float = field(
+        default=5e-3,
+        metadata=_help("Absolute tolerance of numerical answers (released: 2-decimal rounding)."),
+    )
+    regression_thresholds: tuple[float, ...] = field(
+        default=(0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95),
+        metadata=_help("Confidence thresholds of the mean relative accuracy, each in (0, 1)."),
+    )
+    regression_zero_scale: float = field(
+        default=1.0,
+        metadata=_help("Denominator of the relative error when the target is 0."),
+    )
+    ocr_metric: str = field(
+        default="wer", metadata=_help("OCR correctness is 1 - 'wer' or 1 - 'cer', clipped.")
+    )
+    point_sigma: float = field(
+        default=50.0,
+        metadata=_help("Gaussian width (ground-truth pixels) of segmentation point similarity."),
+    )
+    time_tau: float = field(
+        default=2.0,
+        metadata=_help(
+            "Decay (seconds) of video-segmentation key-frame similarity exp(-|dt|/tau)."
+        ),
+    )
+    max_answer_chars: int = field(
+        default=20_000,
+        metadata=_help("Longer extracted answers score 0 with an error (bounds parser time)."),
+    )
+    max_math_chars: int = field(
+        default=1_000, metadata=_help("Longer math answers score 0 with an error.")
+    )
+    max_boxes: int = field(
+        default=100, metadata=_help("More boxes/points/frames than this score 0 with an error.")
+    )
+    math_timeout: float = field(
+        default=1.0, metadata=_help("Seconds allowed for symbolic math parsing + verification.")
+    )
+    call_timeout: float = field(
+        default=2.0,
+        metadata=_help("Seconds allowed for one scorer call before it is interrupted."),
+    )
+    kill_grace: float = field(
+        default=1.0,
+        metadata=_help("Extra seconds before a pool worker stuck past call_timeout is killed."),
+    )
+    workers: int = field(
+        default=0, metadata=_help("Worker processes of score_batch; 0 scores in-process.")
+    )
+    start_method: str = field(
+        default="forkserver",
+        metadata=_help("multiprocessing start method of the pool: fork, forkserver or spawn."),
+    )
+    user_scorers: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_help("problem type -> 'path/to/file.py:function', loaded and registered."),
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("think_tag", "answer_tag"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.isidentifier():
+                raise ValueError(f"rewards.{name}: expected a tag name like 'think', got {value!r}")
+        if self.think_tag == self.answer_tag:
+            raise ValueError(
+                f"rewards.think_tag and rewards.answer_tag must differ, both are {self.think_tag!r}"
+            )
+        self.weights = merge_weights(_default_weights(), self.weights, where="rewards.weights")
+        if self.coordinate_frame not in COORDINATE_FRAMES:
+            raise ValueError(
+                f"rewards.coordinate_frame: {self.coordinate_frame!r} is unknown; "
+                f"known: {', '.join(COORDINATE_FRAMES)}"
+            )
+        if self.ocr_metric not in ("wer", "cer"):
+            raise ValueError(
+                f"rewards.ocr_metric: expected 'wer' or 'cer', got {self.ocr_metric!r}"
+            )
+        if self.start_method not in START_METHODS:
+            raise ValueError(
+                f"rewards.start_method: {self.start_method!r} is unknown; "
+                f"known: {', '.join(START_METHODS)}"
+            )
+        _check_range("structure_bonus", self.structure_bonus, 0.0, 1.0)
+        for name in ("numeric_rel_tol", "numeric_abs_tol"):
+            _check_range(name, getattr(self, name), 0.0, math.inf)
+        for name in ("regression_zero_scale", "point_sigma", "time_tau"):
+            _check_positive(name, getattr(self, name))
+        for name in ("math_timeout", "call_timeout", "kill_grace"):
+            _check_positive(name, getattr(self, name))
+        self.regression_thresholds = tuple(float(t) for t in self.regression_thresholds)
+        if not self.regression_thresholds or not all(
+            0.0 < t < 1.0 for t in self.regression_thresholds
+        ):
+            raise ValueError(
+                "rewards.regression_thresholds: expected a non-empty list of values in (0, 1), "
+                f"got {list(self.regression_thresholds)!r}"
+            )
+        for name in ("max_answer_chars", "max_math_chars", "max_boxes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"rewards.{name}: expected a positive integer, got {value!r}")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"rewards.workers: expected an integer >= 0, got {self.workers!r}")
+        for key, spec in dict(self.user_scorers).items():
+            if not isinstance(spec, str) or ":" not in spec:
+                raise ValueError(
+                    f"rewards.user_scorers.{key}: expected 'path/to/file.py:function', got {spec!r}"
+                )
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> RewardConfig:
+        """Build from a plain mapping (YAML/omegaconf); unknown keys are an error naming them."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"rewards: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+
+def merge_weights(
+    base: Mapping[str, float], override: Mapping[str, float] | None, *, where: str = "weights"
+) -> dict[str, float]:
+    """``base`` with the keys of ``override`` replaced; each weight finite and >= 0."""
+    merged = dict(base)
+    for key, value in dict(override or {}).items():
+        if key not in COMPONENTS:
+            raise ValueError(f"{where}: unknown component {key!r}; known: {', '.join(COMPONENTS)}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}.{key}: expected a number, got {value!r}") from e
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"{where}.{key}: expected a finite weight >= 0, got {value!r}")
+        merged[key] = number
+    return merged
+
+
+def _check_range(name: str, value: Any, low: float, high: float) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (low <= value <= high)
+        or math.isnan(value)
+    ):
+        raise ValueError(f"rewards.{name}: expected a number in [{low}, {high}], got {value!r}")
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"rewards.{name}: expected a finite number > 0, got {value!r}")
