@@ -90,6 +90,26 @@ def load_settings(cfg: DictConfig) -> PluginSettings:
     return settings
 
 
+def reward_config(settings: PluginSettings) -> Any:
+    """``openvlthinker.rewards.RewardConfig`` from ``openvlthinker.reward``; errors name the key."""
+    from openvlthinker.rewards import RewardConfig
+
+    try:
+        return RewardConfig.from_dict(settings.reward)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{SECTION}.reward: {e}") from e
+
+
+def prompt_options(settings: PluginSettings) -> dict[str, Any]:
+    """The prompt settings that must agree with the reward's (tag names, box frame)."""
+    cfg = reward_config(settings)
+    return {
+        "think_tag": cfg.think_tag,
+        "answer_tag": cfg.answer_tag,
+        "coordinate_frame": cfg.coordinate_frame,
+    }
+
+
 def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     if isinstance(node, DictConfig):
         for key in node.keys():
@@ -194,7 +214,11 @@ def validate(cfg: DictConfig, *, defaults: DictConfig | None = None) -> PluginSe
         raise FileNotFoundError(f"{SECTION}.tasks: task file {settings.tasks} does not exist")
     from openvlthinker.tasks import load_tasks
 
-    load_tasks(settings.tasks)
+    registry = load_tasks(settings.tasks)
+    reward_config(settings)
+    from openvlthinker.rewards import validate_problem_types
+
+    validate_problem_types(registry.problem_types())
     if not cfg.trainer.use_v1 or cfg.trainer.v1.trainer_mode != "sync":
         raise ValueError(
             "openvlthinker-verl drives verl's V1 sync trainer: set trainer.use_v1=true and "

@@ -19,7 +19,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from openvlthinker.verl_plugin.config import PLUGIN_MODULE, SECTION, plugin_env, validate
+from openvlthinker.verl_plugin.config import (
+    PLUGIN_MODULE,
+    SECTION,
+    plugin_env,
+    prompt_options,
+    validate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +42,9 @@ def prepare(cfg: DictConfig) -> DictConfig:
         from openvlthinker.tasks import load_tasks
         from openvlthinker.verl_plugin.dataset import export_tasks
 
-        train, val = export_tasks(load_tasks(settings.tasks), settings.export_dir)
+        train, val = export_tasks(
+            load_tasks(settings.tasks), settings.export_dir, **prompt_options(settings)
+        )
         with open_dict(cfg):
             cfg.data.train_files = cfg.data.train_files or train
             cfg.data.val_files = cfg.data.val_files or val

@@ -10,6 +10,7 @@ response gets the suite's zero result and ``reward_error`` = 1.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -60,7 +61,7 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
 
         settings = load_settings(config)
         self.registry = load_tasks(settings.tasks)
-        self.reward_config = RewardConfig(**settings.reward)
+        self.reward_config = RewardConfig.from_dict(settings.reward)
 
     def score_one(
         self, response: str, response_tokens: int, task: str, ground_truth: Any, extra: dict
@@ -98,19 +99,20 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
 
     async def run_single(self, data: DataProto) -> dict:
         """verl's per-trajectory call: returns reward_score and reward_extra_info."""
+        loop = asyncio.get_running_loop()
         item = data[-1:][0]
         response_ids = item.batch["responses"]
         width = response_ids.shape[-1]
         valid = int(item.batch["attention_mask"][-width:].sum())
         ids = response_ids[:valid]
-        text = await self.loop.run_in_executor(
+        text = await loop.run_in_executor(
             None, lambda: self.tokenizer.decode(ids, skip_special_tokens=True)
         )
         task = str(item.non_tensor_batch["data_source"])
         ground_truth = item.non_tensor_batch["reward_model"]["ground_truth"]
         extra = dict(item.non_tensor_batch.get("extra_info", None) or {})
         try:
-            info = await self.loop.run_in_executor(
+            info = await loop.run_in_executor(
                 None, lambda: self.score_one(text, valid, task, ground_truth, extra)
             )
         except Exception:

@@ -39,8 +39,7 @@ class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
         )
 
 
-@pytest.fixture(scope="session")
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
+def make_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """Byte-level BPE (~400 tokens) with the Qwen special tokens in their real order."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -63,6 +62,11 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     fast.add_special_tokens({"additional_special_tokens": SPECIAL[1:]})
     fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    return make_tiny_tokenizer()
 
 
 @pytest.fixture(scope="session")

@@ -108,6 +108,8 @@ def test_unknown_override_fails_naming_it(tasks_file):
             r"needs the reward components",
         ),
         (["trainer.v1.trainer_mode=colocate_async"], r"trainer_mode=sync"),
+        (["+openvlthinker.reward.think_tag=think-"], r"openvlthinker.reward: rewards.think_tag"),
+        (["+openvlthinker.reward.tagz=x"], r"openvlthinker.reward: rewards: unknown key\(s\) tagz"),
         (
             ["openvlthinker.tasks=/nonexistent/tasks.yaml"],
             r"/nonexistent/tasks.yaml does not exist",
