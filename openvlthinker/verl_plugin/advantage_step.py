@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from openvlthinker.advantage import compute_advantage
+from openvlthinker.advantage.segments import segment_count, segment_std, segment_sum
 from openvlthinker.shaping import entropy_band_direction, task_token_sums
 
 
@@ -96,11 +97,6 @@ def band_weights(
     return per_task[task_index], mean, present
 
 
-def _segment_mean(x: torch.Tensor, seg: torch.Tensor, k: int) -> torch.Tensor:
-    counts = torch.bincount(seg, minlength=k).to(torch.float64)
-    return x.new_zeros(k).index_add(0, seg, x) / counts.clamp_min(1)
-
-
 def advantage_step(
     inputs: StepInputs,
     estimator: str,
@@ -131,11 +127,12 @@ def advantage_step(
     mask = inputs.response_mask[real]
     lengths = mask.sum(dim=-1).to(torch.float64)
     present = torch.bincount(task_index, minlength=k) > 0
-    reward_mean = _segment_mean(rewards, task_index, k)
-    length_mean = _segment_mean(lengths, task_index, k)
-    adv = advantages[real]
-    adv_mean = _segment_mean(adv, task_index, k)
-    adv_std = _segment_mean((adv - adv_mean[task_index]) ** 2, task_index, k).sqrt()
+    count = segment_count(task_index, k, torch.float64).clamp_min(1)
+    reward_mean = segment_sum(rewards, task_index, k) / count
+    length_mean = segment_sum(lengths, task_index, k) / count
+    # segment_std broadcasts each task's value to its rows; their mean is that value
+    adv_rows = segment_std(advantages[real], task_index, k, unbiased=False)
+    adv_std = segment_sum(adv_rows, task_index, k) / count
 
     band_weight = torch.zeros(b, dtype=torch.float64)
     entropy_mean = None
