@@ -39,6 +39,7 @@ train() {
         "trainer.default_local_dir=$WORK_DIR/ckpt" \
         "trainer.n_gpus_per_node=$NGPUS" \
         trainer.nnodes=1 \
+        algorithm.filter_groups.enable=false \
         'trainer.logger=[console]' \
         trainer.val_before_train=false \
         trainer.test_freq=-1 \

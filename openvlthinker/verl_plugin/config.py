@@ -169,7 +169,7 @@ def _check_estimator(cfg: DictConfig, settings: PluginSettings) -> None:
     from verl.trainer.ppo import core_algos
 
     from openvlthinker.advantage import ESTIMATORS, estimator_options
-    from openvlthinker.verl_plugin.estimators import register_verl_estimators
+    from openvlthinker.verl_plugin.estimators import NEEDS_COMPONENTS, register_verl_estimators
 
     register_verl_estimators()
     name = cfg.algorithm.adv_estimator
@@ -190,7 +190,7 @@ def _check_estimator(cfg: DictConfig, settings: PluginSettings) -> None:
                 f"{SECTION}.estimator_options.{key} is not an option of {name!r}; "
                 f"it accepts: {', '.join(accepted) or 'none'}"
             )
-    needs_components = name in ("gs_gdpo", "gdpo")
+    needs_components = name in NEEDS_COMPONENTS
     manager = cfg.reward.reward_manager.name
     if needs_components and manager != REWARD_MANAGER:
         raise ValueError(

@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 
 #: Names this plugin puts into verl's registry.
 VERL_NAMES = ("gs_grpo", "gs_gdpo", "gdpo")
-_NEEDS_TASK = {"gs_grpo", "gs_gdpo"}
-_NEEDS_COMPONENTS = {"gs_gdpo", "gdpo"}
+#: Estimators that split by task / need the reward components (config checks, adapters).
+NEEDS_TASK = frozenset({"gs_grpo", "gs_gdpo"})
+NEEDS_COMPONENTS = frozenset({"gs_gdpo", "gdpo"})
 
 
 def _components_from_non_tensor(
@@ -64,7 +65,7 @@ def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Te
         (B, T): the per-response scalar broadcast over its response tokens."""
         if index is None:
             raise ValueError(f"algorithm.adv_estimator {name!r} needs the prompt-group ids (uid)")
-        if name in _NEEDS_TASK and task is None:
+        if name in NEEDS_TASK and task is None:
             raise ValueError(
                 f"algorithm.adv_estimator {name!r} needs each response's task key, which verl's "
                 "stock trainer does not pass to an estimator; launch with openvlthinker-verl "
@@ -72,7 +73,7 @@ def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Te
             )
         if components is None:
             components = _components_from_non_tensor(non_tensor_batch, config)
-        if name in _NEEDS_COMPONENTS and not components:
+        if name in NEEDS_COMPONENTS and not components:
             raise ValueError(
                 f"algorithm.adv_estimator {name!r} needs the reward components; launch with "
                 "openvlthinker-verl, or set algorithm.gdpo_reward_keys on verl's legacy trainer"
@@ -83,7 +84,7 @@ def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Te
             rewards,
             group=list(index),
             task=None if task is None else list(task),
-            components=components if name in _NEEDS_COMPONENTS else None,
+            components=components if name in NEEDS_COMPONENTS else None,
             **dict(options or {}),
         )
         advantages = scalar.to(token_level_rewards.dtype).unsqueeze(-1) * response_mask

@@ -72,19 +72,19 @@ def components_from_extra(
     length_on: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """Reward components (B,) from each trajectory's ``reward_extra_info``; the length
-    component is zeroed for tasks that do not weight it (a constant carries no signal)."""
-    out = {}
-    for name in names:
-        values = []
-        for row, extra in enumerate(extra_fields):
-            info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
-            if name not in info:
-                raise KeyError(
-                    f"row {row}: reward_extra_info has no {name!r} (has {sorted(info)}); "
-                    "set reward.reward_manager.name=openvlthinker"
-                )
-            values.append(float(info[name]))
-        out[name] = torch.tensor(values, dtype=torch.float64)
+    component is zeroed for tasks that do not weight it (a constant carries no signal).
+    Empty when no row carries them (a reward manager other than ours)."""
+    infos = [e.get("reward_extra_info", {}) if isinstance(e, dict) else {} for e in extra_fields]
+    has = [all(n in info for n in names) for info in infos]
+    if not any(has):
+        return {}
+    if not all(has):
+        row = has.index(False)
+        raise KeyError(
+            f"row {row}: reward_extra_info has {sorted(infos[row])}, not all of {names}; "
+            "set reward.reward_manager.name=openvlthinker"
+        )
+    out = {n: torch.tensor([float(i[n]) for i in infos], dtype=torch.float64) for n in names}
     if "length" in out:
         out["length"] = out["length"] * length_on[task_index].to(torch.float64)
     return out
@@ -175,11 +175,8 @@ class G2RPOTrainer(PPOTrainerSync):
             [s for s, pad in zip(data_source, padding.tolist()) if not pad]
         )
         real_extra = [e for e, pad in zip(extra_fields, padding.tolist()) if not pad]
-        needs_components = name in ("gs_gdpo", "gdpo")
-        real_components = (
-            components_from_extra(real_extra, self.settings.components, task_index, self.length_on)
-            if needs_components
-            else {}
+        real_components = components_from_extra(
+            real_extra, self.settings.components, task_index, self.length_on
         )
         real = torch.nonzero(~padding).flatten()
         components = {}
