@@ -129,61 +129,79 @@ class G2RPOTrainer(PPOTrainerSync):
         return keys
 
     def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
+        """verl's step 7 with our estimator: read, adjust rewards as verl does (KL in reward,
+        rollout correction), run :func:`advantage_step`, write back by key."""
         name = self.config.algorithm.adv_estimator
         if name not in ESTIMATORS:
             return super()._compute_advantage(batch, metrics)
-        from verl.protocol import DataProto
-        from verl.trainer.ppo.ray_trainer import apply_kl_penalty
-        from verl.trainer.ppo.rollout_corr_helper import (
-            compute_rollout_correction_and_add_to_batch,
+        proto, columns, response_mask = self._read(batch)
+        proto, written = self._adjust_rewards(proto, metrics)
+        out = advantage_step(
+            self._step_inputs(proto, columns, batch.tags),
+            name,
+            self.bands,
+            options=self.settings.estimator_options,
         )
-        from verl.workers.utils.padding import response_to_nested
+        metrics.update(out.metrics)
+
+        mask = proto.batch["response_mask"]
+        dtype = proto.batch["token_level_rewards"].dtype
+        proto.batch["advantages"] = out.advantages.to(dtype).unsqueeze(-1) * mask
+        proto.batch["returns"] = proto.batch["advantages"]
+        written = ["advantages", "returns", *written]
+        if self.settings.entropy_band:
+            proto.batch[BAND_WEIGHT_KEY] = out.band_weight.to(dtype).unsqueeze(-1) * mask
+            written.append(BAND_WEIGHT_KEY)
+        return self._write(batch, proto, written, response_mask)
+
+    def _read(self, batch: Any) -> tuple[Any, dict[str, list], torch.Tensor]:
+        """Padded tensors as a DataProto, the non-tensor columns, the nested response mask."""
+        from verl.protocol import DataProto
 
         data = tq.kv_batch_get(
             keys=batch.keys, partition_id=batch.partition_id, select_fields=ADVANTAGE_FIELDS
         )
-        uid = column(data, "uid")
-        data_source = [str(s) for s in column(data, "data_source")]
-        extra_info = column(data, "extra_info")
-        extra_fields = column(data, "extra_fields")
-        for key in ("uid", "data_source", "extra_info", "extra_fields"):
+        columns = {k: column(data, k) for k in ("uid", "data_source", "extra_info", "extra_fields")}
+        for key in columns:
             data.pop(key)
         response_mask = data["response_mask"]
         if not response_mask.is_nested:
             response_mask = torch.nested.as_nested_tensor(list(response_mask), layout=torch.jagged)
         proto = DataProto(batch=data.to_padded_tensor())
         proto.batch["token_level_scores"] = proto.batch["rm_scores"]
-        proto.non_tensor_batch["uid"] = np.array(uid, dtype=object)
+        proto.non_tensor_batch["uid"] = np.array(columns["uid"], dtype=object)
+        return proto, columns, response_mask
 
+    def _adjust_rewards(self, proto: Any, metrics: dict) -> tuple[Any, list[str]]:
+        """KL-in-reward and rollout correction exactly as verl's own step applies them;
+        returns the extra fields to write back."""
+        from verl.trainer.ppo.ray_trainer import apply_kl_penalty
+        from verl.trainer.ppo.rollout_corr_helper import (
+            compute_rollout_correction_and_add_to_batch,
+        )
+
+        written = []
         if self.config.algorithm.use_kl_in_reward:
             proto, kl_metrics = apply_kl_penalty(
                 proto, kl_ctrl=self.kl_ctrl_in_reward, kl_penalty=self.config.algorithm.kl_penalty
             )
             metrics.update(kl_metrics)
+            written.append("token_level_rewards")
         else:
             proto.batch["token_level_rewards"] = proto.batch["token_level_scores"]
         corr = self.config.algorithm.get("rollout_correction", None)
         bypass = corr and corr.get("bypass_mode", False)
-        rollout_correction = corr is not None and "rollout_log_probs" in proto.batch and not bypass
-        if rollout_correction:
+        if corr is not None and "rollout_log_probs" in proto.batch and not bypass:
             proto, is_metrics = compute_rollout_correction_and_add_to_batch(proto, corr)
             metrics.update(is_metrics)
+            written.append("response_mask")
+            if "rollout_is_weights" in proto.batch:
+                written.append("rollout_is_weights")
+        return proto, written
 
+    def _step_inputs(self, proto: Any, columns: dict[str, list], tags: list[dict]) -> StepInputs:
+        data_source = [str(s) for s in columns["data_source"]]
         mask = proto.batch["response_mask"]
-        padding = torch.tensor([bool(t.get("is_padding", False)) for t in batch.tags])
-        task_index = self.bands.index_of(
-            [s for s, pad in zip(data_source, padding.tolist()) if not pad]
-        )
-        real_extra = [e for e, pad in zip(extra_fields, padding.tolist()) if not pad]
-        real_components = components_from_extra(
-            real_extra, self.settings.components, task_index, self.length_on
-        )
-        real = torch.nonzero(~padding).flatten()
-        components = {}
-        for key, value in real_components.items():
-            full = torch.zeros(len(uid), dtype=torch.float64)
-            full[real] = value
-            components[key] = full
         entropy = None
         if self.settings.entropy_band:
             if "entropy" not in proto.batch:
@@ -193,37 +211,28 @@ class G2RPOTrainer(PPOTrainerSync):
                     "bypass_mode=false or openvlthinker.entropy_band=false"
                 )
             entropy = proto.batch["entropy"]
-        out = advantage_step(
-            StepInputs(
-                group=uid,
-                task=data_source,
-                advantage_key=self._advantage_key(data_source, extra_info),
-                rewards=(proto.batch["token_level_rewards"] * mask).sum(dim=-1),
-                components=components,
-                response_mask=mask,
-                entropy=entropy,
-                padding=padding,
-            ),
-            name,
-            self.bands,
-            options=self.settings.estimator_options,
+        # verl's padding rows copy the first row's non-tensor fields: their task is a real one
+        components = components_from_extra(
+            columns["extra_fields"],
+            self.settings.components,
+            self.bands.index_of(data_source),
+            self.length_on,
         )
-        metrics.update(out.metrics)
+        return StepInputs(
+            group=columns["uid"],
+            task=data_source,
+            advantage_key=self._advantage_key(data_source, columns["extra_info"]),
+            rewards=(proto.batch["token_level_rewards"] * mask).sum(dim=-1),
+            components=components,
+            response_mask=mask,
+            entropy=entropy,
+            padding=torch.tensor([bool(t.get("is_padding", False)) for t in tags]),
+        )
 
-        dtype = proto.batch["token_level_rewards"].dtype
-        token_adv = out.advantages.to(dtype).unsqueeze(-1) * mask
-        proto.batch["advantages"] = token_adv
-        proto.batch["returns"] = token_adv
-        names = ["advantages", "returns"]
-        if entropy is not None:
-            proto.batch[BAND_WEIGHT_KEY] = out.band_weight.to(dtype).unsqueeze(-1) * mask
-            names.append(BAND_WEIGHT_KEY)
-        if self.config.algorithm.use_kl_in_reward:
-            names.append("token_level_rewards")
-        if rollout_correction:
-            names.append("response_mask")
-            if "rollout_is_weights" in proto.batch:
-                names.append("rollout_is_weights")
+    @staticmethod
+    def _write(batch: Any, proto: Any, names: list[str], response_mask: torch.Tensor) -> Any:
+        from verl.workers.utils.padding import response_to_nested
+
         output = TensorDict(
             {k: response_to_nested(proto.batch[k], response_mask) for k in names},
             batch_size=len(batch),
