@@ -248,9 +248,10 @@ def test_bands_and_length_switch_follow_the_task_file():
         assert bool(length_enabled(registry, bands.names)[i]) == (registry[name].length_weight > 0)
 
 
-def test_setup_sets_the_band_loss_on_the_actor_workers(monkeypatch):
+def test_constructor_and_setup_put_the_band_loss_on_the_actor_workers(monkeypatch):
     from pathlib import Path
 
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
     from verl.workers.config import FSDPActorConfig
 
@@ -264,9 +265,8 @@ def test_setup_sets_the_band_loss_on_the_actor_workers(monkeypatch):
     )
     calls = []
     monkeypatch.setattr(PPOTrainerSync, "_setup", lambda self: None)
-    trainer = G2RPOTrainer.__new__(G2RPOTrainer)
-    trainer.config = config
-    trainer._init_openvlthinker()
+    trainer = G2RPOTrainer(config)  # verl's real constructor: replay buffer, checkpoint hooks
+    assert trainer.trainer_mode == "sync" and type(trainer.replay_buffer) is ReplayBuffer
     trainer.actor_rollout_wg = SimpleNamespace(set_loss_fn=calls.append)
     trainer._setup()
     (loss_fn,) = calls
