@@ -55,6 +55,7 @@ EXPECTED_GPUS=$((SLURM_NNODES * GPUS_PER_NODE))
 export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:+$VERL_USE_EXTERNAL_MODULES,}openvlthinker.verl_plugin"
 export TOKENIZERS_PARALLELISM=false
 export HYDRA_FULL_ERROR=1
+printf '+ export VERL_USE_EXTERNAL_MODULES=%q\n' "$VERL_USE_EXTERNAL_MODULES"
 
 # Print a command (shell-quoted), and run it unless --dry-run.
 run() {

@@ -98,10 +98,14 @@ def test_node_count_mismatch_fails(fake_slurm):
     assert out.returncode == 1 and "expands to 2 nodes, SLURM_NNODES is 3" in out.stderr
 
 
-def test_plugin_variable_reaches_the_ray_processes():
-    text = SCRIPT.read_text()
-    assert (
-        'export VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:+$VERL_USE_EXTERNAL_MODULES,}openvlthinker.verl_plugin"'
-        in text
+def test_plugin_variable_is_exported_before_ray_starts(fake_slurm):
+    env = dict(fake_slurm, VERL_USE_EXTERNAL_MODULES="my_org.plugin")
+    out = subprocess.run(
+        ["bash", str(SCRIPT), "--dry-run"], capture_output=True, text=True, env=env, timeout=60
     )
-    assert text.count("--export=ALL") == 2
+    commands = [line for line in out.stdout.splitlines() if line.startswith("+ ")]
+    export = "+ export VERL_USE_EXTERNAL_MODULES=my_org.plugin\\,openvlthinker.verl_plugin"
+    assert export in commands
+    ray_starts = [i for i, c in enumerate(commands) if "ray start" in c]
+    assert commands.index(export) < min(ray_starts)
+    assert all("--export=ALL" in commands[i] for i in ray_starts)
