@@ -1,0 +1,252 @@
+"""Our section of the verl config (``openvlthinker:``) and the checks run once at load.
+
+verl's own keys stay where verl reads them (``algorithm.adv_estimator``, ``actor_rollout_ref``
+...): extra keys inside verl's dataclass sections break verl, so everything of ours lives
+under ``openvlthinker``. :func:`validate` runs before Ray starts and names the key at fault.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+SECTION = "openvlthinker"
+#: What VERL_USE_EXTERNAL_MODULES must name so every Ray process registers our pieces.
+PLUGIN_MODULE = "openvlthinker.verl_plugin"
+#: Reward components the reward manager writes and GS-GDPO / GDPO may normalise.
+KNOWN_COMPONENTS = ("correctness", "format", "structure", "length")
+REWARD_MANAGER = "openvlthinker"
+
+
+@dataclass
+class PluginSettings:
+    """The ``openvlthinker:`` section of a verl config."""
+
+    tasks: str = field(
+        default="",
+        metadata={"help": "Task registry YAML (issue 4 format): tasks, envelopes, bands, data."},
+    )
+    estimator_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Keyword options of the estimator named by algorithm.adv_estimator, "
+            "e.g. {stages: [group, task], pin_equal_groups: false} for gs_grpo."
+        },
+    )
+    components: list[str] = field(
+        default_factory=lambda: list(KNOWN_COMPONENTS),
+        metadata={
+            "help": "Reward components normalised separately by gs_gdpo / gdpo. 'length' "
+            "counts only for tasks whose length_weight > 0."
+        },
+    )
+    entropy_band: bool = field(
+        default=True,
+        metadata={"help": "Add the per-task entropy band (method.md section 3) to the actor loss."},
+    )
+    reward: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Fields of openvlthinker.rewards.RewardConfig (tag names, timeouts)."},
+    )
+    export_dir: str = field(
+        default="outputs/verl_data",
+        metadata={
+            "help": "Where the task file's train/validation data is exported as verl parquet "
+            "when data.train_files / data.val_files are null."
+        },
+    )
+    check_only: bool = field(
+        default=False,
+        metadata={"help": "Validate, print the resolved config and exit without starting Ray."},
+    )
+
+
+def load_settings(cfg: DictConfig) -> PluginSettings:
+    """Our section as a dataclass; an unknown key raises naming it and the known ones."""
+    section = cfg.get(SECTION)
+    if section is None:
+        raise ValueError(f"the config has no '{SECTION}:' section (needs at least {SECTION}.tasks)")
+    raw = OmegaConf.to_container(section, resolve=True)
+    if not isinstance(raw, dict):
+        raise ValueError(f"'{SECTION}' must be a mapping, got {type(raw).__name__}")
+    known = {f.name for f in fields(PluginSettings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown key {SECTION}.{unknown[0]}; known: {', '.join(sorted(known))}")
+    settings = PluginSettings(**raw)
+    if not settings.tasks:
+        raise ValueError(f"{SECTION}.tasks is required: the task registry YAML")
+    bad = [c for c in settings.components if c not in KNOWN_COMPONENTS]
+    if bad:
+        raise ValueError(
+            f"{SECTION}.components names {bad[0]!r}; known: {', '.join(KNOWN_COMPONENTS)}"
+        )
+    return settings
+
+
+def reward_config(settings: PluginSettings) -> Any:
+    """``openvlthinker.rewards.RewardConfig`` from ``openvlthinker.reward``; errors name the key."""
+    from openvlthinker.rewards import RewardConfig
+
+    try:
+        return RewardConfig.from_dict(settings.reward)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{SECTION}.reward: {e}") from e
+
+
+def prompt_options(settings: PluginSettings) -> dict[str, Any]:
+    """The prompt settings that must agree with the reward's (tag names, box frame)."""
+    cfg = reward_config(settings)
+    return {
+        "think_tag": cfg.think_tag,
+        "answer_tag": cfg.answer_tag,
+        "coordinate_frame": cfg.coordinate_frame,
+    }
+
+
+def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, DictConfig):
+        for key in node.keys():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            yield path, node._get_node(key)
+            yield from _walk(node._get_node(key), path)
+
+
+def unknown_keys(
+    cfg: DictConfig, defaults: DictConfig, skip: Sequence[str] = (SECTION,)
+) -> list[str]:
+    """Keys of ``cfg`` that verl's default config lacks, under parents that verl fully
+    specifies (a parent that is empty or null in the defaults is a free-form map)."""
+    out = []
+    for path, _ in _walk(cfg, ""):
+        if path.split(".")[0] in skip or path.startswith("hydra"):
+            continue
+        parent, _, key = path.rpartition(".")
+        ref_parent = OmegaConf.select(defaults, parent) if parent else defaults
+        if not isinstance(ref_parent, DictConfig) or len(ref_parent) == 0:
+            continue
+        if key not in ref_parent.keys():
+            out.append(path)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def verl_defaults() -> DictConfig:
+    """verl's own ``ppo_trainer`` config, composed the way verl's main does (read-only)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_module("verl.trainer.config", version_base=None):
+        defaults = compose(config_name="ppo_trainer")
+    OmegaConf.set_readonly(defaults, True)
+    return defaults
+
+
+def compose_config(config_file: str | os.PathLike, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose ``config_file`` (which lists verl's ``ppo_trainer`` in its defaults) with
+    ``overrides``, as ``openvlthinker-verl --config-path DIR --config-name NAME`` does."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    path = Path(config_file).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(str(path.parent), version_base=None):
+        return compose(config_name=path.stem, overrides=list(overrides))
+
+
+def _check_estimator(cfg: DictConfig, settings: PluginSettings) -> None:
+    from verl.trainer.ppo import core_algos
+
+    from openvlthinker.advantage import ESTIMATORS, estimator_options
+    from openvlthinker.verl_plugin.estimators import NEEDS_COMPONENTS, register_verl_estimators
+
+    register_verl_estimators()
+    name = cfg.algorithm.adv_estimator
+    known = sorted(set(ESTIMATORS) | set(core_algos.ADV_ESTIMATOR_REGISTRY) | {"gae", "grpo"})
+    if name not in known:
+        raise ValueError(f"algorithm.adv_estimator {name!r} is unknown; known: {', '.join(known)}")
+    if name not in ESTIMATORS:
+        if settings.estimator_options:
+            raise ValueError(
+                f"{SECTION}.estimator_options is for openvlthinker's estimators; "
+                f"algorithm.adv_estimator {name!r} is verl's"
+            )
+        return
+    accepted = estimator_options(name)
+    for key in settings.estimator_options:
+        if key not in accepted:
+            raise ValueError(
+                f"{SECTION}.estimator_options.{key} is not an option of {name!r}; "
+                f"it accepts: {', '.join(accepted) or 'none'}"
+            )
+    needs_components = name in NEEDS_COMPONENTS
+    manager = cfg.reward.reward_manager.name
+    if needs_components and manager != REWARD_MANAGER:
+        raise ValueError(
+            f"algorithm.adv_estimator {name!r} needs the reward components that only the "
+            f"'{REWARD_MANAGER}' reward manager writes; reward.reward_manager.name is {manager!r}"
+        )
+
+
+def validate(cfg: DictConfig, *, defaults: DictConfig | None = None) -> PluginSettings:
+    """All load-time checks: our section, unknown keys in verl's sections, the estimator,
+    the trainer mode, the entropy band's needs and verl's own ``validate_config``."""
+    settings = load_settings(cfg)
+    wrong = unknown_keys(cfg, defaults if defaults is not None else verl_defaults())
+    if wrong:
+        raise ValueError(
+            f"unknown config key {wrong[0]} (not in verl 0.9.1's config); our own keys go "
+            f"under '{SECTION}:'"
+            + (f"; also unknown: {', '.join(wrong[1:6])}" if len(wrong) > 1 else "")
+        )
+    if not Path(settings.tasks).is_file():
+        raise FileNotFoundError(f"{SECTION}.tasks: task file {settings.tasks} does not exist")
+    from openvlthinker.tasks import load_tasks
+
+    registry = load_tasks(settings.tasks)
+    reward_config(settings)
+    from openvlthinker.rewards import validate_problem_types
+
+    validate_problem_types(registry.problem_types())
+    if not cfg.trainer.use_v1 or cfg.trainer.v1.trainer_mode != "sync":
+        raise ValueError(
+            "openvlthinker-verl drives verl's V1 sync trainer: set trainer.use_v1=true and "
+            f"trainer.v1.trainer_mode=sync (got use_v1={cfg.trainer.use_v1}, "
+            f"trainer_mode={cfg.trainer.v1.trainer_mode!r})"
+        )
+    _check_estimator(cfg, settings)
+    actor = cfg.actor_rollout_ref.actor
+    if settings.entropy_band and not actor.calculate_entropy:
+        raise ValueError(
+            f"{SECTION}.entropy_band needs the actor's token entropy: set "
+            "actor_rollout_ref.actor.calculate_entropy=true"
+        )
+    if settings.entropy_band and cfg.get("distillation", {}).get("enabled", False):
+        raise ValueError(f"{SECTION}.entropy_band does not compose with verl's distillation loss")
+
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    validate_config(
+        config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg)
+    )
+    return settings
+
+
+def plugin_env(existing: str | None) -> str:
+    """VERL_USE_EXTERNAL_MODULES with our module added once."""
+    modules = [m for m in (existing or "").split(",") if m]
+    if PLUGIN_MODULE not in modules:
+        modules.append(PLUGIN_MODULE)
+    return ",".join(modules)

@@ -1,0 +1,164 @@
+"""Export our records to verl's RL parquet schema.
+
+One row per record, the columns verl's ``RLHFDataset`` and reward loop read:
+
+- ``data_source``: the task key (verl groups validation metrics by it: ``val-core/<task>/acc``);
+- ``prompt``: chat messages whose user text holds one ``<image>`` placeholder per image, in
+  order (verl swaps them for the images; our prompt templates put images first);
+- ``images``: ``[{"bytes": <file bytes>, "path": <original path>}]``, embedded so a
+  multi-node run needs no shared image directory; the bytes are the file's own, unchanged;
+- ``reward_model``: ``{"style": "rule", "ground_truth": <answer as JSON text>}``;
+- ``extra_info``: ``index``, ``id``, ``task``, ``problem_type``, ``options`` and image sizes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
+
+IMAGE_PLACEHOLDER = "<image>"
+
+SCHEMA = pa.schema(
+    [
+        ("data_source", pa.string()),
+        (
+            "prompt",
+            pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])),
+        ),
+        ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+        ("ability", pa.string()),
+        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+        (
+            "extra_info",
+            pa.struct(
+                [
+                    ("index", pa.int64()),
+                    ("id", pa.string()),
+                    ("task", pa.string()),
+                    ("problem_type", pa.string()),
+                    ("options", pa.list_(pa.string())),
+                    ("image_size", pa.list_(pa.int64())),
+                    ("model_image_size", pa.list_(pa.int64())),
+                ]
+            ),
+        ),
+    ]
+)
+
+
+def flatten_messages(messages: Sequence[dict]) -> list[dict[str, str]]:
+    """Qwen-VL processor messages (content lists) -> verl's text messages with one
+    ``<image>`` per image entry, in order."""
+    out = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            out.append({"role": message["role"], "content": content})
+            continue
+        parts = []
+        for item in content:
+            kind = item.get("type")
+            if kind == "image":
+                parts.append(IMAGE_PLACEHOLDER)
+            elif kind == "text":
+                parts.append(item["text"])
+            else:
+                raise ValueError(f"message content of type {kind!r} cannot be exported to verl")
+        out.append({"role": message["role"], "content": "".join(parts)})
+    return out
+
+
+def _image_entry(image: Any) -> dict[str, Any]:
+    """A record image (absolute path, or a PIL image from a datasets.Dataset) as parquet bytes."""
+    if hasattr(image, "save"):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return {"bytes": buf.getvalue(), "path": None}
+    path = Path(os.fspath(image))
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    return {"bytes": path.read_bytes(), "path": str(path)}
+
+
+def record_row(record: Any, index: int, **prompt_options: Any) -> dict[str, Any]:
+    """One verl row for one ``openvlthinker.data.Record``; ``prompt_options`` go to
+    ``build_messages`` (template, think/answer tag names, coordinate frame, ...)."""
+    from openvlthinker.data import build_messages, model_image_size
+
+    if record.videos:
+        raise ValueError(f"record {record.id!r}: video records are not exported to verl yet")
+    prompt = flatten_messages(build_messages(record, **prompt_options))
+    images = [_image_entry(img) for img in record.images]
+    placeholders = sum(m["content"].count(IMAGE_PLACEHOLDER) for m in prompt)
+    if placeholders != len(images):
+        raise ValueError(
+            f"record {record.id!r}: the prompt has {placeholders} image placeholders for "
+            f"{len(images)} images"
+        )
+    size = record.image_size
+    return {
+        "data_source": record.task,
+        "prompt": prompt,
+        "images": images,
+        "ability": record.problem_type,
+        "reward_model": {"style": "rule", "ground_truth": json.dumps(record.answer)},
+        "extra_info": {
+            "index": index,
+            "id": str(record.id),
+            "task": record.task,
+            "problem_type": record.problem_type,
+            "options": [str(o) for o in record.options] or None,
+            "image_size": list(size) if size else None,
+            "model_image_size": list(model_image_size(tuple(size))) if size else None,
+        },
+    }
+
+
+def write_parquet(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Write rows with :data:`SCHEMA`; returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(list(rows), schema=SCHEMA)
+    pq.write_table(table, out)
+    return out
+
+
+def export_records(records: Sequence[Any], path: str | os.PathLike, **prompt_options: Any) -> Path:
+    """Records -> one verl parquet file."""
+    return write_parquet((record_row(r, i, **prompt_options) for i, r in enumerate(records)), path)
+
+
+def export_tasks(
+    registry: Any, out_dir: str | os.PathLike, **prompt_options: Any
+) -> tuple[list[str], list[str]]:
+    """The task file's training records into ``train.parquet`` and each validation set into
+    ``val_<name>.parquet``, loaded with the task file's own settings. Returns
+    (train_files, val_files)."""
+    from openvlthinker.data import load_task_data
+
+    out = Path(out_dir)
+    train_records = [r for recs in load_task_data(registry, "train").values() for r in recs]
+    if not train_records:
+        raise ValueError(f"{registry.source}: the task file lists no training records")
+    train = export_records(train_records, out / "train.parquet", **prompt_options)
+    val_files = [
+        str(export_records(records, out / f"val_{name}.parquet", **prompt_options))
+        for name, records in load_task_data(registry, "validation").items()
+    ]
+    logger.info(
+        "exported %d training records and %d validation sets to %s",
+        len(train_records),
+        len(val_files),
+        out,
+    )
+    return [str(train)], val_files

@@ -1,0 +1,122 @@
+"""verl reward manager ``openvlthinker``: our reward suite with token lengths and per-task
+envelopes and weights.
+
+verl's score functions never see the response length in tokens; the manager does, so we
+score here rather than through ``custom_reward_function``. Every component goes into
+``reward_extra_info`` (logged by verl, read by GS-GDPO / GDPO), plus ``acc`` (correctness)
+for verl's ``val-core/<task>/acc`` metrics. A failing scorer never stops the run: the
+response gets the suite's zero result and ``reward_error`` = 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from verl import DataProto
+from verl.experimental.reward_loop.reward_manager import register
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+
+logger = logging.getLogger(__name__)
+
+#: Keys of ``reward_extra_info``; all floats so verl can average them.
+EXTRA_KEYS = ("overall", "correctness", "format", "structure", "length", "acc", "reward_error")
+
+
+def decode_ground_truth(value: Any) -> Any:
+    """The exported parquet stores ground truth as JSON text (one column type for boxes,
+    numbers and strings); anything else passes through."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _optional_size(value: Any) -> tuple[int, int] | None:
+    if value is None or len(value) != 2:
+        return None
+    return int(value[0]), int(value[1])
+
+
+@register("openvlthinker")
+class OpenVLThinkerRewardManager(RewardManagerBase):
+    """Scores one trajectory with :func:`openvlthinker.rewards.score`."""
+
+    def __init__(
+        self,
+        config: Any,
+        tokenizer: Any,
+        compute_score: Any = None,
+        reward_router_address: str | None = None,
+        reward_model_tokenizer: Any = None,
+    ):
+        super().__init__(config, tokenizer, compute_score)
+        from openvlthinker.rewards import RewardConfig
+        from openvlthinker.tasks import load_tasks
+        from openvlthinker.verl_plugin.config import load_settings
+
+        settings = load_settings(config)
+        self.registry = load_tasks(settings.tasks)
+        self.reward_config = RewardConfig.from_dict(settings.reward)
+
+    def score_one(
+        self, response: str, response_tokens: int, task: str, ground_truth: Any, extra: dict
+    ) -> dict[str, float]:
+        """Reward components of one response; ``extra`` is the row's ``extra_info``."""
+        from openvlthinker.rewards import score
+
+        if task not in self.registry:
+            raise KeyError(
+                f"data_source {task!r} is not a task of the task file; "
+                f"known: {', '.join(sorted(self.registry))}"
+            )
+        spec = self.registry[task]
+        weights = dict(spec.reward_weights)
+        weights.setdefault("length", float(spec.length_weight))
+        options = extra.get("options")
+        result = score(
+            response,
+            decode_ground_truth(ground_truth),
+            extra.get("problem_type") or spec.problem_types[0],
+            task=task,
+            response_tokens=response_tokens,
+            length_envelope=tuple(spec.length_envelope),
+            weights=weights,
+            options=list(options) if options is not None and len(options) else None,
+            image_size=_optional_size(extra.get("image_size")),
+            model_image_size=_optional_size(extra.get("model_image_size")),
+            config=self.reward_config,
+        )
+        if result.get("error"):
+            logger.warning("reward for task %r: %s", task, result["error"])
+        out = {key: float(result.get(key, 0.0) or 0.0) for key in EXTRA_KEYS[:-1]}
+        out["reward_error"] = float(bool(result.get("error")))
+        return out
+
+    async def run_single(self, data: DataProto) -> dict:
+        """verl's per-trajectory call: returns reward_score and reward_extra_info."""
+        loop = asyncio.get_running_loop()
+        item = data[-1:][0]
+        response_ids = item.batch["responses"]
+        width = response_ids.shape[-1]
+        valid = int(item.batch["attention_mask"][-width:].sum())
+        ids = response_ids[:valid]
+        text = await loop.run_in_executor(
+            None, lambda: self.tokenizer.decode(ids, skip_special_tokens=True)
+        )
+        task = str(item.non_tensor_batch["data_source"])
+        ground_truth = item.non_tensor_batch["reward_model"]["ground_truth"]
+        extra = dict(item.non_tensor_batch.get("extra_info", None) or {})
+        try:
+            info = await loop.run_in_executor(
+                None, lambda: self.score_one(text, valid, task, ground_truth, extra)
+            )
+        except Exception:
+            logger.exception("reward for task %r failed; scoring the response 0", task)
+            info = {key: 0.0 for key in EXTRA_KEYS}
+            info["reward_error"] = 1.0
+        return {"reward_score": info["overall"], "reward_extra_info": info}

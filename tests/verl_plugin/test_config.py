@@ -1,0 +1,121 @@
+"""Composing verl's config with ours: the 8B YAML resolves without a GPU, wrong keys fail
+with their name, and the estimator is a one-line switch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra.errors import ConfigCompositionException
+
+from openvlthinker.verl_plugin.config import compose_config, validate
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "configs" / "g2rpo_qwen3vl_8b.yaml"
+
+
+@pytest.fixture
+def tasks_file():
+    return str(REPO / "configs" / "tasks.yaml")
+
+
+def compose(tasks_file, *overrides, config=CONFIG):
+    return compose_config(config, [f"openvlthinker.tasks={tasks_file}", *overrides])
+
+
+def run_cli(*args):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openvlthinker.verl_plugin.main",
+            "--config-path",
+            str(CONFIG.parent),
+            "--config-name",
+            CONFIG.stem,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=180,
+    )
+
+
+def test_check_only_composes_validates_and_prints_the_resolved_8b_config(tasks_file):
+    # the CLI equivalent of `--cfg job --resolve` plus validation, in a fresh process, no GPU
+    out = run_cli(f"openvlthinker.tasks={tasks_file}", "openvlthinker.check_only=true")
+    assert out.returncode == 0, out.stderr
+    cfg = yaml.safe_load(out.stdout)
+    assert cfg["algorithm"]["adv_estimator"] == "gs_grpo"
+    assert cfg["actor_rollout_ref"]["model"]["path"] == "Qwen/Qwen3-VL-8B-Instruct"
+    assert cfg["actor_rollout_ref"]["rollout"]["n"] == 8
+    assert cfg["data"]["train_batch_size"] == 512
+    assert cfg["actor_rollout_ref"]["actor"]["ppo_mini_batch_size"] == 128
+    assert cfg["actor_rollout_ref"]["actor"]["optim"]["lr"] == 2e-6
+    assert cfg["openvlthinker"]["tasks"] == tasks_file
+    # resolved interpolations, and verl's own defaults composed in
+    assert cfg["trainer"]["default_local_dir"] == "checkpoints/openvlthinker/g2rpo_qwen3vl_8b"
+    assert cfg["actor_rollout_ref"]["rollout"]["response_length"] == 4096
+    assert cfg["transfer_queue"]["backend"]["storage_backend"] == "SimpleStorage"
+
+
+@pytest.mark.parametrize("estimator", ["gs_grpo", "gs_gdpo", "grpo", "gdpo"])
+def test_estimator_is_a_one_line_switch(tasks_file, estimator):
+    cfg = compose(tasks_file, f"algorithm.adv_estimator={estimator}")
+    settings = validate(cfg)
+    assert cfg.algorithm.adv_estimator == estimator and settings.entropy_band
+
+
+def test_unknown_key_in_the_yaml_fails_naming_it(tasks_file, tmp_path):
+    doc = yaml.safe_load(CONFIG.read_text())
+    doc["actor_rollout_ref"]["actor"]["clip_ratio_hgh"] = 0.3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(
+        ValueError, match=r"unknown config key actor_rollout_ref\.actor\.clip_ratio_hgh"
+    ):
+        validate(compose(tasks_file, config=bad))
+
+
+def test_unknown_override_fails_naming_it(tasks_file):
+    with pytest.raises(ConfigCompositionException, match="clip_ratio_hgh"):
+        compose(tasks_file, "actor_rollout_ref.actor.clip_ratio_hgh=0.3")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["algorithm.adv_estimator=gs_grp"],
+            r"algorithm.adv_estimator 'gs_grp' is unknown; known: .*gs_grpo",
+        ),
+        (
+            ["+openvlthinker.estimator_options.stagez=[group]"],
+            r"estimator_options.stagez is not an option of 'gs_grpo'",
+        ),
+        (["+openvlthinker.typo=1"], r"unknown key openvlthinker.typo"),
+        (["openvlthinker.components=[correctness,speed]"], r"components names 'speed'"),
+        (["actor_rollout_ref.actor.calculate_entropy=false"], r"calculate_entropy=true"),
+        (
+            ["algorithm.adv_estimator=gs_gdpo", "reward.reward_manager.name=naive"],
+            r"needs the reward components",
+        ),
+        (["trainer.v1.trainer_mode=colocate_async"], r"trainer_mode=sync"),
+        (["+openvlthinker.reward.think_tag=think-"], r"openvlthinker.reward: rewards.think_tag"),
+        (["+openvlthinker.reward.tagz=x"], r"openvlthinker.reward: rewards: unknown key\(s\) tagz"),
+        (
+            ["openvlthinker.tasks=/nonexistent/tasks.yaml"],
+            r"/nonexistent/tasks.yaml does not exist",
+        ),
+    ],
+)
+def test_bad_values_fail_with_their_key(tasks_file, overrides, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        validate(compose(tasks_file, *overrides))
