@@ -107,7 +107,7 @@ class DataConfig:
     )
     seed: int = field(default=1, metadata={"help": "Seed of the epoch shuffles."})
     max_train_records: int | None = field(
-        default=None, metadata={"help": "Use at most this many training records per task."}
+        default=None, metadata={"help": "Use at most this many records of each training file."}
     )
     max_val_records: int | None = field(
         default=None, metadata={"help": "Use at most this many records per validation set."}
@@ -418,6 +418,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "must be >= 1",
     )
     _check(act.lr > 0, "actor.lr", act.lr, "must be > 0")
+    _check(act.warmup_steps >= 0, "actor.warmup_steps", act.warmup_steps, "must be >= 0")
     _check(len(act.betas) == 2, "actor.betas", list(act.betas), "needs two values")
     _check(act.mini_batch_size >= 1, "actor.mini_batch_size", act.mini_batch_size, "must be >= 1")
     _check(

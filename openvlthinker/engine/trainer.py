@@ -136,14 +136,7 @@ class Trainer:
         self.eos_ids = sorted({self.tokenizer.eos_token_id, *self._generation_eos()})
         self.pad_id = self.tokenizer.pad_token_id
 
-        a = cfg.actor
-        self.optimizer = torch.optim.AdamW(
-            self.policy.parameters(), lr=a.lr, betas=tuple(a.betas), weight_decay=a.weight_decay
-        )
-        warmup = max(a.warmup_steps, 0)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
-        )
+        self.optimizer, self.scheduler = self._make_optimizer()
 
         train = load_task_data(self.registry, "train")
         self.train_records = [
@@ -167,6 +160,18 @@ class Trainer:
         self.step_hook = None  # tests: called as hook(trainer, step) after each step
 
     # ------------------------------------------------------------------ set-up helpers
+    def _make_optimizer(self):
+        """AdamW over the policy and a linear warm-up of ``actor.warmup_steps`` updates."""
+        a = self.cfg.actor
+        optimizer = torch.optim.AdamW(
+            self.policy.parameters(), lr=a.lr, betas=tuple(a.betas), weight_decay=a.weight_decay
+        )
+        warmup = a.warmup_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0
+        )
+        return optimizer, scheduler
+
     def _load_policy(self, path: str):
         model = load_policy(path, self.dtype, self.device)
         if self.cfg.model.gradient_checkpointing:
@@ -609,15 +614,8 @@ class Trainer:
             return False
         state = ckpt.load_trainer_state(folder)
         self.policy = self._load_policy(str(folder / "model"))
-        a = self.cfg.actor
-        self.optimizer = torch.optim.AdamW(
-            self.policy.parameters(), lr=a.lr, betas=tuple(a.betas), weight_decay=a.weight_decay
-        )
+        self.optimizer, self.scheduler = self._make_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
-        warmup = max(a.warmup_steps, 0)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
-        )
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         ckpt.set_rng_state(state["rng"])
