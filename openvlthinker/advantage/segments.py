@@ -16,13 +16,18 @@ Keys = Sequence[Hashable] | torch.Tensor | np.ndarray
 
 
 def factorize(keys: Keys, *, where: str) -> torch.Tensor:
-    """Dense segment ids (B,) int64 for per-row keys, numbered by first appearance."""
+    """Dense segment ids (B,) int64 in [0, S) for per-row keys (S distinct keys)."""
     if isinstance(keys, torch.Tensor):
         if keys.dim() != 1:
             raise ValueError(f"{where}: expected a 1-D tensor, got shape {tuple(keys.shape)}")
         if keys.is_floating_point():
             raise TypeError(f"{where}: ids must be integers or hashables, got {keys.dtype}")
-        return torch.unique(keys, return_inverse=True)[1].to(torch.long)
+        ids = keys.to(torch.long)
+        # Ids that already are 0..S-1 (the engines' prompt index) need no relabelling.
+        if ids.numel() and int(ids.min()) == 0 and int(ids.max()) < ids.numel():
+            if bool((torch.bincount(ids) > 0).all()):
+                return ids
+        return torch.unique(ids, return_inverse=True)[1]
     try:
         objects = np.fromiter(keys, dtype=object, count=len(keys))
         codes, _ = pd.factorize(objects, use_na_sentinel=False)

@@ -78,6 +78,22 @@ def test_matches_the_loop_oracle(case):
     )
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 9), st.data())
+def test_equal_contiguous_groups_take_the_batched_path_with_the_same_result(groups, size, data):
+    n = groups * size
+    values = data.draw(st.lists(REWARD_GRID, min_size=n, max_size=n))
+    seg = torch.arange(groups).repeat_interleave(size)
+    x = torch.tensor(values, dtype=torch.float64)
+    expected = torch.tensor(
+        oracle.per_segment(oracle.quantile_map, values, seg.tolist()), dtype=torch.float64
+    )
+    assert_close(gaussian_quantile_map(x, seg), expected)
+    # The same rows shuffled are no longer contiguous blocks: the general path must agree.
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(n))
+    assert_close(gaussian_quantile_map(x[perm], seg[perm]), expected[perm])
+
+
 @settings(max_examples=150, deadline=None)
 @given(segmented())
 def test_segment_sums_are_zero_and_magnitude_is_bounded(case):
