@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import AutoConfig
 
 from openvlthinker.advantage import compute_advantage, estimator_options
@@ -636,24 +637,26 @@ class Trainer:
                 self.tracker.log(self.validate(), step=0)
                 self._history.append({"step": 0, **self.tracker.last})
             bar = _progress(t.progress_bar, total=t.total_steps, initial=self.step)
-            while self.step < t.total_steps:
-                metrics = self.train_step()
-                self.step += 1
-                last = self.step == t.total_steps
-                if t.val_freq > 0 and (self.step % t.val_freq == 0 or last):
-                    metrics.update(self.validate())
-                self.tracker.log(metrics, step=self.step)
-                self._history.append({"step": self.step, **self.tracker.last})
-                if t.save_freq > 0 and (self.step % t.save_freq == 0 or last):
-                    self.save()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(
-                        reward=f"{metrics.get('train/reward', float('nan')):.3f}",
-                        entropy=f"{metrics.get('train/entropy', float('nan')):.3f}",
-                    )
-                if self.step_hook is not None:
-                    self.step_hook(self, self.step)
+            # Log lines go through tqdm.write so they never tear the progress bar.
+            with logging_redirect_tqdm():
+                while self.step < t.total_steps:
+                    metrics = self.train_step()
+                    self.step += 1
+                    last = self.step == t.total_steps
+                    if t.val_freq > 0 and (self.step % t.val_freq == 0 or last):
+                        metrics.update(self.validate())
+                    self.tracker.log(metrics, step=self.step)
+                    self._history.append({"step": self.step, **self.tracker.last})
+                    if t.save_freq > 0 and (self.step % t.save_freq == 0 or last):
+                        self.save()
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(
+                            reward=f"{metrics.get('train/reward', float('nan')):.3f}",
+                            entropy=f"{metrics.get('train/entropy', float('nan')):.3f}",
+                        )
+                    if self.step_hook is not None:
+                        self.step_hook(self, self.step)
             if bar is not None:
                 bar.close()
         finally:
