@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from openvlthinker.problem_types import BUILTIN_PROBLEM_TYPES
 from openvlthinker.rewards import RewardConfig, ScorerPool, score_batch
 from openvlthinker.rewards.score import score_item
 from openvlthinker.rewards.symbolic import math_equal, parse_math
@@ -147,20 +148,7 @@ def _prompt(kind: str, rng: random.Random) -> tuple[object, list[str], dict]:
 def make_batch(n: int, seed: int = 0) -> list[dict]:
     """n items cycling over every built-in problem type, GROUP responses per prompt."""
     rng = random.Random(seed)
-    kinds = [
-        "multiple_choice",
-        "numerical",
-        "regression",
-        "math",
-        "ocr",
-        "open_ended",
-        "spatial_grounding",
-        "counting",
-        "temporal_grounding",
-        "spatial_temporal_grounding",
-        "tracking",
-        "segmentation",
-    ]
+    kinds = list(BUILTIN_PROBLEM_TYPES)
     items: list[dict] = []
     while len(items) < n:
         kind = kinds[(len(items) // GROUP) % len(kinds)]
