@@ -167,17 +167,17 @@ class AlgorithmConfig:
         default="gs_grpo",
         metadata={"help": "Advantage estimator: gs_grpo, gs_gdpo, grpo, gdpo, ..."},
     )
-    adv_options: dict[str, Any] = field(
+    estimator_options: dict[str, Any] = field(
         default_factory=lambda: {},
         metadata={"help": "Keyword options of the estimator (e.g. stages)."},
     )
-    task_key: str | None = field(
+    advantage_key: str | None = field(
         default=None,
         metadata={
             "help": "Record field that keys G2RPO stage 2: task or problem_type; null = the registry's."
         },
     )
-    adv_components: list[str] = field(
+    components: list[str] = field(
         default_factory=lambda: ["correctness", "format", "structure", "length"],
         metadata={
             "help": "Reward components the multi-reward estimators (gs_gdpo, gdpo) normalise."
@@ -383,18 +383,18 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         a.adv_estimator,
         f"unknown; known: {', '.join(sorted(ESTIMATORS))}",
     )
-    unknown = sorted(set(a.adv_options) - set(estimator_options(a.adv_estimator)))
+    unknown = sorted(set(a.estimator_options) - set(estimator_options(a.adv_estimator)))
     _check(
         not unknown,
-        "algorithm.adv_options",
-        dict(a.adv_options),
+        "algorithm.estimator_options",
+        dict(a.estimator_options),
         f"{a.adv_estimator} does not accept {unknown}; it accepts: "
         f"{', '.join(estimator_options(a.adv_estimator)) or 'none'}",
     )
     _check(
-        a.task_key in (None, "task", "problem_type"),
-        "algorithm.task_key",
-        a.task_key,
+        a.advantage_key in (None, "task", "problem_type"),
+        "algorithm.advantage_key",
+        a.advantage_key,
         "use task, problem_type or null",
     )
     _check(

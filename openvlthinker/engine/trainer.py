@@ -113,7 +113,7 @@ class Trainer:
             self.reward_config,
             where=f"{cfg.data.tasks}: problem_types",
         )
-        self.task_key = cfg.algorithm.task_key or self.registry.advantage_key
+        self.advantage_key = cfg.algorithm.advantage_key or self.registry.advantage_key
         self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
 
         model_path = cfg.model.path
@@ -314,11 +314,11 @@ class Trainer:
         """One scalar per response from the configured estimator, keyed per task."""
         a = self.cfg.algorithm
         rewards = torch.tensor([s["overall"] for s in batch.scores], dtype=torch.float32)
-        task_keys = [getattr(r, self.task_key) for r in batch.records]
+        task_keys = [getattr(r, self.advantage_key) for r in batch.records]
         components = {
-            name: torch.tensor([float(s[name]) for s in batch.scores]) for name in a.adv_components
+            name: torch.tensor([float(s[name]) for s in batch.scores]) for name in a.components
         }
-        options = dict(a.adv_options)
+        options = dict(a.estimator_options)
         if batch.baselines is not None:
             options["baselines"] = torch.tensor(batch.baselines, dtype=torch.float32)
         batch.advantages = compute_advantage(

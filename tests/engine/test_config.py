@@ -33,8 +33,8 @@ def test_tiny_cpu_yaml_loads_and_overrides_apply():
         ("model.tiny.architecture=llava", r"model.tiny.architecture='llava': known: qwen3_vl"),
         ("rollout.temperature=0", r"rollout.temperature=0.0: must be > 0"),
         (
-            "algorithm.adv_options.foo=1",
-            r"algorithm.adv_options=.*gs_grpo does not accept \['foo'\]",
+            "algorithm.estimator_options.foo=1",
+            r"algorithm.estimator_options=.*gs_grpo does not accept \['foo'\]",
         ),
         ("actor.clip_ratio_dual=0.5", r"actor.clip_ratio_dual=0.5: must be > 1 or null"),
         ("trainer.logger=[console,mlflow]", r"trainer.logger=.*unknown \['mlflow'\]"),
