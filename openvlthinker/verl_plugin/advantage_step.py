@@ -105,7 +105,7 @@ def advantage_step(
     options: Mapping[str, Any] | None = None,
 ) -> StepOutputs:
     """Advantages by ``compute_advantage(estimator)`` over the real rows, per-task metrics
-    ``train/<task>/{reward,length,entropy,advantage_std}`` and the band weights."""
+    ``train/<task>/{reward,response_length,entropy,advantage_std}`` and the band weights."""
     b = inputs.rewards.numel()
     padding = torch.zeros(b, dtype=torch.bool) if inputs.padding is None else inputs.padding.bool()
     real = torch.nonzero(~padding).flatten()
@@ -144,7 +144,7 @@ def advantage_step(
     for t in torch.nonzero(present).flatten().tolist():
         name = bands.names[t]
         metrics[f"train/{name}/reward"] = float(reward_mean[t])
-        metrics[f"train/{name}/length"] = float(length_mean[t])
+        metrics[f"train/{name}/response_length"] = float(length_mean[t])
         metrics[f"train/{name}/advantage_std"] = float(adv_std[t])
         if entropy_mean is not None:
             metrics[f"train/{name}/entropy"] = float(entropy_mean[t])
