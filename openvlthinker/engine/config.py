@@ -397,6 +397,19 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         a.advantage_key,
         "use task, problem_type or null",
     )
+    from openvlthinker.rewards.config import COMPONENTS, RewardConfig
+
+    bad = [c for c in a.components if c not in COMPONENTS]
+    _check(
+        not bad,
+        "algorithm.components",
+        list(a.components),
+        f"unknown {bad}; known: {', '.join(COMPONENTS)}",
+    )
+    try:
+        RewardConfig.from_dict(cfg.reward)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"reward={dict(cfg.reward)!r}: {e}") from e
     _check(
         a.kl_penalty in KL_PENALTIES,
         "algorithm.kl_penalty",

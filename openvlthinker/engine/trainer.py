@@ -98,7 +98,7 @@ class Trainer:
         self.shuffle_gen = torch.Generator().manual_seed(cfg.trainer.seed + 1)
 
         # Rewards first: user scorers register their problem types before records load.
-        self.reward_config = RewardConfig(**cfg.reward)
+        self.reward_config = RewardConfig.from_dict(cfg.reward)
         self.registry = load_tasks(cfg.data.tasks)
         self.tasks = [
             t for t in self.registry if not cfg.data.only_tasks or t in cfg.data.only_tasks

@@ -39,6 +39,12 @@ def test_tiny_cpu_yaml_loads_and_overrides_apply():
         ("actor.clip_ratio_dual=0.5", r"actor.clip_ratio_dual=0.5: must be > 1 or null"),
         ("trainer.logger=[console,mlflow]", r"trainer.logger=.*unknown \['mlflow'\]"),
         ("trainer.resume=/no/such/dir", r"trainer.resume='/no/such/dir'"),
+        (
+            "algorithm.components=[correctness,acc]",
+            r"algorithm.components=\['correctness', 'acc'\]: unknown \['acc'\]; known: correctness",
+        ),
+        ("reward.think_tagg=x", r"reward=\{'think_tagg': 'x'\}: .*unknown key\(s\) think_tagg"),
+        ("reward.coordinate_frame=pixels", r"reward=.*coordinate_frame: 'pixels' is unknown"),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(override, message):
