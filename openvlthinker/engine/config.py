@@ -180,7 +180,8 @@ class AlgorithmConfig:
     components: list[str] = field(
         default_factory=lambda: ["correctness", "format", "structure", "length"],
         metadata={
-            "help": "Reward components the multi-reward estimators (gs_gdpo, gdpo) normalise."
+            "help": "Reward components the multi-reward estimators (gs_gdpo, gdpo) normalise; "
+            "'length' counts only for tasks whose length_weight > 0."
         },
     )
     use_kl_loss: bool = field(

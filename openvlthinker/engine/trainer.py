@@ -115,6 +115,7 @@ class Trainer:
         )
         self.advantage_key = cfg.algorithm.advantage_key or self.registry.advantage_key
         self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
+        self.length_on = self.registry.length_enabled()
 
         model_path = cfg.model.path
         if model_path is None:
@@ -315,16 +316,19 @@ class Trainer:
         a = self.cfg.algorithm
         rewards = torch.tensor([s["overall"] for s in batch.scores], dtype=torch.float32)
         task_keys = [getattr(r, self.advantage_key) for r in batch.records]
+        batch.task_index = torch.tensor([self.registry.index(r.task) for r in batch.records])
         components = {
             name: torch.tensor([float(s[name]) for s in batch.scores]) for name in a.components
         }
+        if "length" in components:
+            # A task that does not weight length gets a constant component (verl does the same).
+            components["length"] = components["length"] * self.length_on[batch.task_index]
         options = dict(a.estimator_options)
         if batch.baselines is not None:
             options["baselines"] = torch.tensor(batch.baselines, dtype=torch.float32)
         batch.advantages = compute_advantage(
             a.adv_estimator, rewards, batch.group, task=task_keys, components=components, **options
         )
-        batch.task_index = torch.tensor([self.registry.index(r.task) for r in batch.records])
 
     def micro_batches(self, index: torch.Tensor) -> list[torch.Tensor]:
         return list(index.split(self.cfg.actor.micro_batch_size))

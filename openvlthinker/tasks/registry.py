@@ -132,6 +132,13 @@ class TaskRegistry(Mapping[str, TaskSpec]):
         bands = bands.reshape(len(self.tasks), 3)
         return bands[:, 0].clone(), bands[:, 1].clone(), bands[:, 2].clone()
 
+    def length_enabled(self) -> torch.Tensor:
+        """(K,) bool in index order: tasks whose length_weight > 0, the only ones whose length
+        component carries signal (elsewhere GS-GDPO / GDPO must see it as a constant)."""
+        import torch
+
+        return torch.tensor([t.length_weight > 0 for t in self.tasks.values()], dtype=torch.bool)
+
     def problem_types(self) -> tuple[str, ...]:
         """Union of all tasks' problem types, in first-seen order."""
         seen: dict[str, None] = {}

@@ -60,11 +60,6 @@ def bands_from_registry(registry: Any) -> TaskBands:
     return TaskBands(names=names, h_min=h_min, h_max=h_max, coef=coef)
 
 
-def length_enabled(registry: Any, names: tuple[str, ...]) -> torch.Tensor:
-    """(K,) bool: tasks whose length_weight > 0, the only ones whose length component counts."""
-    return torch.tensor([float(registry[n].length_weight) > 0 for n in names])
-
-
 def components_from_extra(
     extra_fields: list[Any],
     names: list[str],
@@ -72,7 +67,7 @@ def components_from_extra(
     length_on: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """Reward components (B,) from each trajectory's ``reward_extra_info``; the length
-    component is zeroed for tasks that do not weight it (a constant carries no signal).
+    component is zeroed for tasks that do not weight it (``TaskRegistry.length_enabled``).
     Empty when no row carries them (a reward manager other than ours)."""
     infos = [e.get("reward_extra_info", {}) if isinstance(e, dict) else {} for e in extra_fields]
     has = [all(n in info for n in names) for info in infos]
@@ -103,7 +98,7 @@ class G2RPOTrainer(PPOTrainerSync):
         self.settings: PluginSettings = load_settings(self.config)
         self.registry = load_tasks(self.settings.tasks)
         self.bands = bands_from_registry(self.registry)
-        self.length_on = length_enabled(self.registry, self.bands.names)
+        self.length_on = self.registry.length_enabled()
 
     def _setup(self) -> None:
         super()._setup()

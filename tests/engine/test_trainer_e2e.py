@@ -219,3 +219,26 @@ def test_micro_batch_split_does_not_change_the_update(engine_config, mode):
     assert len(pa) == len(pb) > 0
     for x, y in zip(pa, pb):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-7)
+
+
+def test_gdpo_length_component_counts_only_for_tasks_that_weight_length(engine_config):
+    from openvlthinker.advantage import compute_advantage
+
+    trainer = Trainer(engine_config("algorithm.adv_estimator=gs_gdpo"))
+    batch, _ = trainer.collect()
+    # Every task of the test file has length_weight 0: its length component is a constant
+    # (as the verl trainer treats it), however much the trapezoid values vary.
+    for i, s in enumerate(batch.scores):
+        s["length"] = float(i % 3) / 2
+    trainer.advantage(batch)
+    names = ("correctness", "format", "structure")
+    components = {n: torch.tensor([float(s[n]) for s in batch.scores]) for n in names}
+    components["length"] = torch.zeros(len(batch.scores))
+    want = compute_advantage(
+        "gs_gdpo",
+        torch.tensor([s["overall"] for s in batch.scores]),
+        batch.group,
+        task=[r.task for r in batch.records],
+        components=components,
+    )
+    torch.testing.assert_close(batch.advantages, want)

@@ -238,7 +238,7 @@ def test_bands_and_length_switch_follow_the_task_file():
     from pathlib import Path
 
     from openvlthinker.tasks import load_tasks
-    from openvlthinker.verl_plugin.trainer import bands_from_registry, length_enabled
+    from openvlthinker.verl_plugin.trainer import bands_from_registry
 
     registry = load_tasks(Path(__file__).resolve().parents[2] / "configs" / "tasks.yaml")
     bands = bands_from_registry(registry)
@@ -247,7 +247,7 @@ def test_bands_and_length_switch_follow_the_task_file():
         h_min, h_max, coef = registry[name].entropy_band
         assert (float(bands.h_min[i]), float(bands.h_max[i])) == pytest.approx((h_min, h_max))
         assert float(bands.coef[i]) == pytest.approx(coef)
-        assert bool(length_enabled(registry, bands.names)[i]) == (registry[name].length_weight > 0)
+        assert bool(registry.length_enabled()[i]) == (registry[name].length_weight > 0)
 
 
 def test_constructor_and_setup_put_the_band_loss_on_the_actor_workers(monkeypatch):
