@@ -253,6 +253,22 @@ def build_image_processor(patch_size: int, min_pixels: int, max_pixels: int):
     )
 
 
+def build_tiny_processor(
+    architecture: str, tokenizer: Any, *, min_pixels: int | None = None, max_pixels: int = 256**2
+):
+    """An image-only processor of ``architecture`` around ``tokenizer`` (no torchvision).
+
+    ``min_pixels`` defaults to two patches square, the smallest image the merge accepts."""
+    patch = _ARCH[architecture]["patch_size"]
+    image_processor = build_image_processor(
+        patch, (2 * patch) ** 2 if min_pixels is None else min_pixels, max_pixels
+    )
+    processor_cls = _processor_class(_ARCH[architecture]["processor"])
+    return processor_cls(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN_VL_CHAT_TEMPLATE
+    )
+
+
 def ensure_tiny_checkpoint(spec: TinySpec, cache_dir: str | os.PathLike) -> Path:
     """Build and save the tiny model + tokenizer + processor once; return its folder."""
     folder = Path(cache_dir).expanduser() / f"tiny-{spec.architecture}-{spec.key()}"
@@ -264,12 +280,7 @@ def ensure_tiny_checkpoint(spec: TinySpec, cache_dir: str | os.PathLike) -> Path
         raise ValueError(f"model.tiny.tokenizer {spec.tokenizer!r} is unknown; known: tiny")
     tokenizer = build_tiny_tokenizer(spec.tokenizer_vocab_size)
     model = build_tiny_model(spec, tokenizer)
-    patch = _ARCH[spec.architecture]["patch_size"]
-    image_processor = build_image_processor(patch, min_pixels=(2 * patch) ** 2, max_pixels=256**2)
-    processor_cls = _processor_class(_ARCH[spec.architecture]["processor"])
-    processor = processor_cls(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=QWEN_VL_CHAT_TEMPLATE
-    )
+    processor = build_tiny_processor(spec.architecture, tokenizer)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -54,7 +54,7 @@ def run(manager, data):
     return asyncio.run(manager.run_single(data))
 
 
-@pytest.mark.parametrize("thinking", ["count the boxes ", "count the boxes " * 8])
+@pytest.mark.parametrize("thinking", ["count the boxes ", "count the boxes " * 4])
 def test_length_counts_tokens_with_the_tasks_envelope(manager, tiny_tokenizer, thinking):
     response = f"<think>{thinking}</think><answer>3.5</answer>"
     data, n_tokens = trajectory(tiny_tokenizer, response, "math", "3.5", "numerical")
