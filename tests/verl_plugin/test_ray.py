@@ -98,7 +98,12 @@ def test_advantage_step_through_the_real_transfer_queue(transfer_queue):
     G2RPOTrainer's step: same values, under the same keys."""
     from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
-    from tests.verl_plugin.test_trainer_advantage import make_batch, make_trainer, real_rows
+    from tests.verl_plugin.test_trainer_advantage import (
+        expected_gs_grpo,
+        make_batch,
+        make_trainer,
+        real_rows,
+    )
 
     tq = transfer_queue
     rows = make_batch(seed=3)
@@ -114,13 +119,7 @@ def test_advantage_step_through_the_real_transfer_queue(transfer_queue):
     out = trainer._compute_advantage(batch, metrics)
     assert "advantages" in out.fields and "entropy_band_weight" in out.fields
     real = real_rows(rows)
-    rewards = torch.tensor([float(r[2]["rm_scores"].sum()) for r in real])
-    expected = compute_advantage(
-        "gs_grpo",
-        rewards,
-        group=[r[2]["uid"] for r in real],
-        task=[r[2]["data_source"] for r in real],
-    )
+    expected = expected_gs_grpo(real)
     got = tq.kv_batch_get(
         keys=[r[0] for r in real], partition_id="train", select_fields=["advantages", "uid"]
     )

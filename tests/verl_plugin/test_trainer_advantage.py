@@ -133,16 +133,18 @@ def written(fake, key, field):
     return fake.store[key][field]
 
 
+def expected_gs_grpo(real, key=lambda fields: fields["data_source"]):
+    """compute_advantage("gs_grpo") of the real rows, stage 2 keyed by ``key(fields)``."""
+    rewards = torch.tensor([float(r[2]["rm_scores"].sum()) for r in real])
+    return compute_advantage(
+        "gs_grpo", rewards, group=[r[2]["uid"] for r in real], task=[key(r[2]) for r in real]
+    )
+
+
 def test_gs_grpo_matches_compute_advantage_and_lines_up_by_key():
     rows, fake, _ = run_step("gs_grpo")
     real = real_rows(rows)
-    rewards = torch.tensor([float(r[2]["rm_scores"].sum()) for r in real])
-    expected = compute_advantage(
-        "gs_grpo",
-        rewards,
-        group=[r[2]["uid"] for r in real],
-        task=[r[2]["data_source"] for r in real],
-    )
+    expected = expected_gs_grpo(real)
     for (key, _, fields), want in zip(real, expected.tolist()):
         adv = written(fake, key, "advantages")
         assert adv.shape == fields["response_mask"].shape
@@ -156,13 +158,7 @@ def test_gs_grpo_matches_compute_advantage_and_lines_up_by_key():
 def test_stage_two_keys_on_problem_type_when_the_task_file_says_so():
     rows, fake, _ = run_step("gs_grpo", advantage_key="problem_type")
     real = real_rows(rows)
-    rewards = torch.tensor([float(r[2]["rm_scores"].sum()) for r in real])
-    expected = compute_advantage(
-        "gs_grpo",
-        rewards,
-        group=[r[2]["uid"] for r in real],
-        task=[r[2]["extra_info"]["problem_type"] for r in real],
-    )
+    expected = expected_gs_grpo(real, key=lambda fields: fields["extra_info"]["problem_type"])
     got = torch.tensor([float(written(fake, r[0], "advantages")[0]) for r in real])
     torch.testing.assert_close(got, expected.to(got.dtype))
 
