@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if history:
         last = history[-1]
         shown = {
-            k: v for k, v in last.items() if k in ("train/reward", "val/macro/overall", "val/score")
+            k: v for k, v in last.items() if k in ("train/reward", "val/macro/reward", "val/score")
         }
         logging.getLogger("openvlthinker").info("finished step %s: %s", last["step"], shown)
     return 0

@@ -23,7 +23,7 @@ CONSOLE_KEYS = (
     "actor/grad_norm",
     "batch/kept_groups",
     "timing/step",
-    "val/macro/overall",
+    "val/macro/reward",
     "val/macro/acc",
     "val/score",
 )

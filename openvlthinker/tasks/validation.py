@@ -5,7 +5,7 @@ every (task, problem type) pair, the mean of each reward component, the response
 mean and clip ratio, the error rate and the mean entropy when given, plus the macro
 average over tasks. Names are stable (see docs/data.md):
 
-    val/<task>/<metric>                 e.g. val/math/correctness
+    val/<task>/<metric>                 e.g. val/math/correctness, val/math/reward (overall)
     val/<task>/<problem_type>/<metric>  e.g. val/grounding/counting/correctness
     val/macro/<metric>                  unweighted mean of val/<task>/<metric> over tasks
     val/score                           val/macro/<select_metric>: picks the best checkpoint
@@ -41,7 +41,8 @@ def _metrics(group: list[Mapping[str, Any]]) -> dict[str, float]:
     for name in REWARD_METRICS:
         vals = [s["scores"][name] for s in group if s.get("scores", {}).get(name) is not None]
         if vals:
-            out[name] = float(np.mean(vals))
+            # the score's "overall" is logged as "reward", the name training uses
+            out["reward" if name == "overall" else name] = float(np.mean(vals))
     errors = [s["scores"].get("error") is not None for s in group if "scores" in s]
     if errors:
         out["error_rate"] = float(np.mean(errors))

@@ -35,8 +35,8 @@ def test_train_command_validates_checkpoints_logs_and_plots(tmp_path, tiny_cache
     assert [r["step"] for r in rows] == [0, 1, 2]
     tasks = ("grounding", "spatial", "science", "math", "chart", "ocr")
     for step in (0, 2):  # validation before training and after the last step
-        assert all(f"val/{t}/overall" in rows[step] for t in tasks)
-        assert "val/macro/overall" in rows[step]
+        assert all(f"val/{t}/reward" in rows[step] for t in tasks)
+        assert "val/macro/reward" in rows[step]
     assert {"train/reward", "train/entropy", "actor/pg_loss", "actor/grad_norm"} <= set(rows[1])
     assert any(
         k.startswith("train/") and k.endswith("/entropy") and k.count("/") == 2 for k in rows[1]

@@ -37,7 +37,9 @@ def test_per_task_per_type_and_macro_values():
     m = compute_validation_metrics(SAMPLES, tasks=["math", "ocr"])
     assert m["val/math/correctness"] == pytest.approx(2 / 3)
     assert m["val/math/format"] == pytest.approx(2 / 3)
-    assert m["val/math/overall"] == pytest.approx((1.0 + 0.0 + 1.0) / 3)
+    # the overall reward is "reward", as in training's train/<task>/reward
+    assert m["val/math/reward"] == pytest.approx((1.0 + 0.0 + 1.0) / 3)
+    assert "val/math/overall" not in m
     assert m["val/math/response_length/mean"] == pytest.approx(28 / 3)
     assert m["val/math/response_length/clip_ratio"] == pytest.approx(1 / 3)  # 16 >= 16
     assert m["val/math/entropy"] == pytest.approx(0.3)
@@ -60,7 +62,7 @@ def test_clipped_flag_overrides_length_comparison_and_select_metric():
         dict(sample("a", "ocr", 1.0), clipped=True),
         dict(sample("b", "ocr", 0.0), clipped=False),
     ]
-    m = compute_validation_metrics(samples, select_metric="overall")
+    m = compute_validation_metrics(samples, select_metric="reward")
     assert m["val/a/response_length/clip_ratio"] == 1.0
     assert m["val/b/response_length/clip_ratio"] == 0.0
     assert m["val/score"] == pytest.approx((1.0 + 0.1) / 2)
