@@ -55,13 +55,12 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
         reward_model_tokenizer: Any = None,
     ):
         super().__init__(config, tokenizer, compute_score)
-        from openvlthinker.rewards import RewardConfig
         from openvlthinker.tasks import load_tasks
-        from openvlthinker.verl_plugin.config import load_settings
+        from openvlthinker.verl_plugin.config import load_settings, reward_config
 
         settings = load_settings(config)
         self.registry = load_tasks(settings.tasks)
-        self.reward_config = RewardConfig.from_dict(settings.reward)
+        self.reward_config = reward_config(settings)
 
     def score_one(
         self, response: str, response_tokens: int, task: str, ground_truth: Any, extra: dict
@@ -75,8 +74,6 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
                 f"known: {', '.join(sorted(self.registry))}"
             )
         spec = self.registry[task]
-        weights = dict(spec.reward_weights)
-        weights.setdefault("length", float(spec.length_weight))
         options = extra.get("options")
         result = score(
             response,
@@ -85,7 +82,7 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
             task=task,
             response_tokens=response_tokens,
             length_envelope=tuple(spec.length_envelope),
-            weights=weights,
+            weights=dict(spec.reward_weights),  # length = the task's length_weight
             options=list(options) if options is not None and len(options) else None,
             image_size=_optional_size(extra.get("image_size")),
             model_image_size=_optional_size(extra.get("model_image_size")),
@@ -101,17 +98,18 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
         """verl's per-trajectory call: returns reward_score and reward_extra_info."""
         loop = asyncio.get_running_loop()
         item = data[-1:][0]
-        response_ids = item.batch["responses"]
-        width = response_ids.shape[-1]
-        valid = int(item.batch["attention_mask"][-width:].sum())
-        ids = response_ids[:valid]
-        text = await loop.run_in_executor(
-            None, lambda: self.tokenizer.decode(ids, skip_special_tokens=True)
-        )
-        task = str(item.non_tensor_batch["data_source"])
-        ground_truth = item.non_tensor_batch["reward_model"]["ground_truth"]
-        extra = dict(item.non_tensor_batch.get("extra_info", None) or {})
+        task = str(item.non_tensor_batch.get("data_source", "?"))
+        # A malformed row (no ground truth, undecodable ids) scores 0 like a failing scorer.
         try:
+            response_ids = item.batch["responses"]
+            width = response_ids.shape[-1]
+            valid = int(item.batch["attention_mask"][-width:].sum())
+            ids = response_ids[:valid]
+            text = await loop.run_in_executor(
+                None, lambda: self.tokenizer.decode(ids, skip_special_tokens=True)
+            )
+            ground_truth = item.non_tensor_batch["reward_model"]["ground_truth"]
+            extra = dict(item.non_tensor_batch.get("extra_info", None) or {})
             info = await loop.run_in_executor(
                 None, lambda: self.score_one(text, valid, task, ground_truth, extra)
             )

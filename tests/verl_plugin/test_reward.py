@@ -87,3 +87,11 @@ def test_unknown_task_scores_zero_without_crashing(manager, tiny_tokenizer):
     )
     out = run(manager, data)
     assert out["reward_score"] == 0.0 and out["reward_extra_info"]["reward_error"] == 1.0
+
+
+def test_a_malformed_row_scores_zero_without_crashing(manager, tiny_tokenizer):
+    data, _ = trajectory(tiny_tokenizer, "<think>x</think><answer>1</answer>", "math", "1", "math")
+    data.non_tensor_batch["reward_model"] = np.array([{"style": "rule"}], dtype=object)
+    out = run(manager, data)
+    assert out["reward_score"] == 0.0 and out["reward_extra_info"]["reward_error"] == 1.0
+    assert set(out["reward_extra_info"]) == set(EXTRA_KEYS)
