@@ -187,6 +187,8 @@ def _make_record(
     task = get("task") if get("task") is not None else default_task
     if task is None:
         raise ValueError(f"missing field {mapped_from['task']!r} (task) and the file has no task")
+    if not isinstance(task, str):
+        raise ValueError(f"field {mapped_from['task']!r}: must be a string, got {task!r}")
     if task not in registry:
         raise ValueError(
             f"field {mapped_from['task']!r}: unknown task {task!r}; known: {', '.join(registry)}"
@@ -229,10 +231,17 @@ def _make_record(
     if problem_type == "multiple_choice" and not options:
         raise ValueError(f"field {mapped_from['options']!r}: multiple_choice needs options")
 
-    meta = dict(get("metadata") or {})
+    meta = get("metadata") or {}
+    if not isinstance(meta, Mapping):
+        raise ValueError(f"field {mapped_from['metadata']!r}: must be a mapping, got {meta!r}")
+    meta = dict(meta)
     used = set(mapped_from.values())
     meta.update({k: v for k, v in raw.items() if k not in used})
     rid = get("id")
+    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, str | int)):
+        raise ValueError(
+            f"field {mapped_from['id']!r}: must be a string or an integer, got {rid!r}"
+        )
     return Record(
         id=str(rid) if rid is not None else f"{stem}-{row}",
         problem=problem,

@@ -101,6 +101,10 @@ BAD_ROWS = [
     (dict(GOOD, problem_type="haiku"), r"field 'problem_type': unknown problem type 'haiku'"),
     (dict(GOOD, problem_type="multiple_choice", task="science"), r"multiple_choice needs options"),
     (dict(GOOD, data_type="text"), r"'text' but the record has media"),
+    (dict(GOOD, metadata=5), r"field 'metadata': must be a mapping, got 5"),
+    (dict(GOOD, metadata=["a", "b"]), r"field 'metadata': must be a mapping, got \['a', 'b'\]"),
+    (dict(GOOD, task=["ocr"]), r"field 'task': must be a string, got \['ocr'\]"),
+    (dict(GOOD, id={"a": 1}), r"field 'id': must be a string or an integer, got \{'a': 1\}"),
 ]
 
 
