@@ -64,6 +64,8 @@ def canonical_problem_type(name: str, *, where: str = "problem_type") -> str:
 
     Raises ``ValueError`` naming ``where`` and the known types when it is unknown.
     """
+    if not isinstance(name, str):
+        raise ValueError(f"{where}: problem type must be a string, got {name!r}")
     if name in _registered:
         return name
     alias = ALIASES.get(name) or ALIASES.get(str(name).strip().lower())

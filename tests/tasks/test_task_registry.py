@@ -78,6 +78,11 @@ def test_good_file_loads_with_canonical_types_defaults_and_resolved_paths(tmp_pa
             r"task 'math', key 'problem_types'.*unknown problem type 'algebra'",
         ),
         (
+            '[math, "multiple choice"]',
+            "[math, [ocr]]",
+            r"task 'math', key 'problem_types': problem type must be a string, got \['ocr'\]",
+        ),
+        (
             "[10, 20, 30, 40]",
             "[10, 40, 30, 50]",
             r"task 'math', key 'length_envelope'.*\[10, 40, 30, 50\] out of order",
