@@ -13,10 +13,13 @@ import random
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, ProcessorMixin
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +71,8 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 def save_checkpoint(
     out_dir: str | Path,
     step: int,
-    model,
-    processor,
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
     trainer_state: dict[str, Any],
     keep: int = 0,
 ) -> Path:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from openvlthinker.data import Record, build_messages, load_image
 from openvlthinker.engine.rollout import PromptBatch, encode_prompts
+
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin
 
 
 class RecordSampler:
@@ -72,7 +75,7 @@ class EncodedPrompts:
 
 def encode_records(
     records: list[Record],
-    processor,
+    processor: ProcessorMixin,
     *,
     template: str | None,
     min_pixels: int,

@@ -7,10 +7,14 @@ log-softmax, so old and new log-probs describe the same (sampling) policy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from openvlthinker.engine.rollout import Rollout
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 @dataclass
@@ -32,7 +36,7 @@ def suppress_and_scale(
 
 
 def score_tokens(
-    model,
+    model: PreTrainedModel,
     rollout: Rollout,
     *,
     suppress_ids: list[int],

@@ -20,6 +20,8 @@ from transformers import (
     AutoModelForImageTextToText,
     AutoTokenizer,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
+    ProcessorMixin,
     Qwen2_5_VLProcessor,
     Qwen2VLImageProcessorPil,
     Qwen2VLProcessor,
@@ -127,7 +129,7 @@ def _processor_class(base: type) -> type:
     return _ImageOnly
 
 
-def build_tiny_tokenizer(vocab_size: int = 400):
+def build_tiny_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerBase:
     """Train a byte-level BPE (Qwen pre-tokenizer) on a few strings; wrap it as Qwen2Tokenizer."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AddedToken, Qwen2Tokenizer
@@ -161,7 +163,7 @@ def build_tiny_tokenizer(vocab_size: int = 400):
     return tokenizer
 
 
-def build_tiny_model(spec: TinySpec, tokenizer) -> PreTrainedModel:
+def build_tiny_model(spec: TinySpec, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """A random-init Qwen-VL of ``spec.architecture`` sized by ``spec``; ids from ``tokenizer``."""
     from transformers import AutoConfig
 
@@ -239,7 +241,9 @@ def build_tiny_model(spec: TinySpec, tokenizer) -> PreTrainedModel:
     return model
 
 
-def build_image_processor(patch_size: int, min_pixels: int, max_pixels: int):
+def build_image_processor(
+    patch_size: int, min_pixels: int, max_pixels: int
+) -> Qwen2VLImageProcessorPil:
     """The PIL Qwen-VL image processor (torchvision-free) for a patch size."""
     # Qwen3-VL (patch 16) normalises with mean/std 0.5; Qwen2/2.5-VL keep the CLIP defaults.
     norm = {"image_mean": [0.5] * 3, "image_std": [0.5] * 3} if patch_size == 16 else {}
@@ -254,8 +258,12 @@ def build_image_processor(patch_size: int, min_pixels: int, max_pixels: int):
 
 
 def build_tiny_processor(
-    architecture: str, tokenizer: Any, *, min_pixels: int | None = None, max_pixels: int = 256**2
-):
+    architecture: str,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    min_pixels: int | None = None,
+    max_pixels: int = 256**2,
+) -> ProcessorMixin:
     """An image-only processor of ``architecture`` around ``tokenizer`` (no torchvision).
 
     ``min_pixels`` defaults to two patches square, the smallest image the merge accepts."""
@@ -288,7 +296,9 @@ def ensure_tiny_checkpoint(spec: TinySpec, cache_dir: str | os.PathLike) -> Path
     return folder
 
 
-def load_processor(path: str | os.PathLike, model_type: str, min_pixels: int, max_pixels: int):
+def load_processor(
+    path: str | os.PathLike, model_type: str, min_pixels: int, max_pixels: int
+) -> ProcessorMixin:
     """Processor of a checkpoint; without torchvision, an image-only Qwen-VL processor."""
     tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
     if tokenizer.pad_token is None:
@@ -313,7 +323,9 @@ def load_processor(path: str | os.PathLike, model_type: str, min_pixels: int, ma
     return processor
 
 
-def load_policy(path: str | os.PathLike, dtype: torch.dtype, device: torch.device | str):
+def load_policy(
+    path: str | os.PathLike, dtype: torch.dtype, device: torch.device | str
+) -> PreTrainedModel:
     """Load a Qwen-VL checkpoint with ``AutoModelForImageTextToText.from_pretrained``.
 
     The checkpoint's generation defaults (top_k, repetition_penalty, ...) are dropped: HF
@@ -330,12 +342,12 @@ def load_policy(path: str | os.PathLike, dtype: torch.dtype, device: torch.devic
     return model.to(device)
 
 
-def never_sampled_ids(tokenizer, model_vocab_size: int) -> list[int]:
+def never_sampled_ids(tokenizer: PreTrainedTokenizerBase, model_vocab_size: int) -> list[int]:
     """Vision special ids plus embedding rows past the tokenizer (padded vocabularies)."""
     return vision_token_ids(tokenizer) + list(range(len(tokenizer), model_vocab_size))
 
 
-def vision_token_ids(tokenizer) -> list[int]:
+def vision_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """Ids of the vision special tokens present in ``tokenizer`` (suppressed in sampling)."""
     ids = []
     vocab = tokenizer.get_vocab()

@@ -7,9 +7,12 @@ subset of samples (a repeated group, a micro-batch) can be gathered without loop
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, ProcessorMixin
 
 
 def gather_ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -98,7 +101,9 @@ class PromptBatch:
         )
 
 
-def encode_prompts(processor, messages: list[list[dict]], images: list[list[Any]]) -> PromptBatch:
+def encode_prompts(
+    processor: ProcessorMixin, messages: list[list[dict]], images: list[list[Any]]
+) -> PromptBatch:
     """Chat-template and process P conversations (their images in order) into a PromptBatch."""
     texts = [
         processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
@@ -170,7 +175,7 @@ def response_mask_from_ids(
 
 @torch.no_grad()
 def generate(
-    model,
+    model: PreTrainedModel,
     prompts: PromptBatch,
     *,
     max_new_tokens: int,
