@@ -43,6 +43,7 @@ from openvlthinker.engine.plot import plot_history
 from openvlthinker.engine.rollout import Rollout, concat_rollouts, generate
 from openvlthinker.engine.tracking import Tracker, read_jsonl
 from openvlthinker.rewards import RewardConfig, close_pools, score_batch, validate_problem_types
+from openvlthinker.rewards.user import load_user_scorers
 from openvlthinker.shaping import (
     entropy_band_direction,
     entropy_band_penalty,
@@ -97,8 +98,9 @@ class Trainer:
         self.dtype = _DTYPES[cfg.model.dtype]
         self.shuffle_gen = torch.Generator().manual_seed(cfg.trainer.seed + 1)
 
-        # Rewards first: user scorers register their problem types before records load.
+        # Rewards first: user scorers register their problem types before the task file loads.
         self.reward_config = RewardConfig.from_dict(cfg.reward)
+        load_user_scorers(self.reward_config)
         self.registry = load_tasks(cfg.data.tasks)
         self.tasks = [
             t for t in self.registry if not cfg.data.only_tasks or t in cfg.data.only_tasks

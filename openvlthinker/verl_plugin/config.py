@@ -100,6 +100,20 @@ def reward_config(settings: PluginSettings) -> Any:
         raise ValueError(f"{SECTION}.reward: {e}") from e
 
 
+def load_registry(settings: PluginSettings) -> tuple[Any, Any]:
+    """(TaskRegistry, RewardConfig) of our section. The reward's user scorers are loaded
+    first: they register the problem types a task file may name."""
+    from openvlthinker.rewards.user import load_user_scorers
+    from openvlthinker.tasks import load_tasks
+
+    cfg = reward_config(settings)
+    try:
+        load_user_scorers(cfg)
+    except (OSError, ImportError, AttributeError, TypeError, ValueError) as e:
+        raise ValueError(f"{SECTION}.reward.user_scorers: {e}") from e
+    return load_tasks(settings.tasks), cfg
+
+
 def prompt_options(settings: PluginSettings) -> dict[str, Any]:
     """The prompt settings that must agree with the reward's (tag names, box frame)."""
     cfg = reward_config(settings)
@@ -212,13 +226,12 @@ def validate(cfg: DictConfig, *, defaults: DictConfig | None = None) -> PluginSe
         )
     if not Path(settings.tasks).is_file():
         raise FileNotFoundError(f"{SECTION}.tasks: task file {settings.tasks} does not exist")
-    from openvlthinker.tasks import load_tasks
-
-    registry = load_tasks(settings.tasks)
-    reward_config(settings)
+    registry, reward = load_registry(settings)
     from openvlthinker.rewards import validate_problem_types
 
-    validate_problem_types(registry.problem_types())
+    validate_problem_types(
+        registry.problem_types(), reward, where=f"{settings.tasks}: problem_types"
+    )
     if not cfg.trainer.use_v1 or cfg.trainer.v1.trainer_mode != "sync":
         raise ValueError(
             "openvlthinker-verl drives verl's V1 sync trainer: set trainer.use_v1=true and "

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from openvlthinker.verl_plugin.config import (
     PLUGIN_MODULE,
     SECTION,
+    load_registry,
     plugin_env,
     prompt_options,
     validate,
@@ -39,12 +40,10 @@ def prepare(cfg: DictConfig) -> DictConfig:
         cfg[SECTION].tasks = settings.tasks = str(Path(settings.tasks).resolve())
         cfg[SECTION].export_dir = settings.export_dir = str(Path(settings.export_dir).resolve())
     if not cfg.data.train_files or not cfg.data.val_files:
-        from openvlthinker.tasks import load_tasks
         from openvlthinker.verl_plugin.dataset import export_tasks
 
-        train, val = export_tasks(
-            load_tasks(settings.tasks), settings.export_dir, **prompt_options(settings)
-        )
+        registry, _ = load_registry(settings)
+        train, val = export_tasks(registry, settings.export_dir, **prompt_options(settings))
         with open_dict(cfg):
             cfg.data.train_files = cfg.data.train_files or train
             cfg.data.val_files = cfg.data.val_files or val

@@ -55,12 +55,9 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
         reward_model_tokenizer: Any = None,
     ):
         super().__init__(config, tokenizer, compute_score)
-        from openvlthinker.tasks import load_tasks
-        from openvlthinker.verl_plugin.config import load_settings, reward_config
+        from openvlthinker.verl_plugin.config import load_registry, load_settings
 
-        settings = load_settings(config)
-        self.registry = load_tasks(settings.tasks)
-        self.reward_config = reward_config(settings)
+        self.registry, self.reward_config = load_registry(load_settings(config))
 
     def score_one(
         self, response: str, response_tokens: int, task: str, ground_truth: Any, extra: dict

@@ -27,7 +27,7 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from openvlthinker.advantage import ESTIMATORS
 from openvlthinker.verl_plugin.advantage_step import StepInputs, TaskBands, advantage_step
-from openvlthinker.verl_plugin.config import PluginSettings, load_settings
+from openvlthinker.verl_plugin.config import PluginSettings, load_registry, load_settings
 from openvlthinker.verl_plugin.loss import BAND_WEIGHT_KEY, band_ppo_loss
 
 logger = logging.getLogger(__name__)
@@ -93,10 +93,8 @@ class G2RPOTrainer(PPOTrainerSync):
         self._init_openvlthinker()
 
     def _init_openvlthinker(self) -> None:
-        from openvlthinker.tasks import load_tasks
-
         self.settings: PluginSettings = load_settings(self.config)
-        self.registry = load_tasks(self.settings.tasks)
+        self.registry, _ = load_registry(self.settings)
         self.bands = bands_from_registry(self.registry)
         self.length_on = self.registry.length_enabled()
 

@@ -242,3 +242,16 @@ def test_gdpo_length_component_counts_only_for_tasks_that_weight_length(engine_c
         components=components,
     )
     torch.testing.assert_close(batch.advantages, want)
+
+
+def test_a_task_file_may_use_a_user_scorers_problem_type(engine_config, tmp_path):
+    # reward.user_scorers register their problem types before the task file is read
+    scorer = tmp_path / "scorer.py"
+    scorer.write_text("def exact(answer, ground_truth, ctx):\n    return answer == ground_truth\n")
+    cfg = engine_config(
+        f"reward.user_scorers.engine_user_poem={scorer}:exact",
+        tasks={"poems": ("engine_user_poem", "roses")},
+    )
+    trainer = Trainer(cfg)
+    assert trainer.registry["poems"].problem_types == ("engine_user_poem",)
+    assert {r.problem_type for r in trainer.train_records} == {"engine_user_poem"}

@@ -119,3 +119,17 @@ def test_unknown_override_fails_naming_it(tasks_file):
 def test_bad_values_fail_with_their_key(tasks_file, overrides, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         validate(compose(tasks_file, *overrides))
+
+
+def test_a_task_file_may_use_a_user_scorers_problem_type(tmp_path):
+    # the user scorer registers its problem type before the task file is read
+    scorer = tmp_path / "scorer.py"
+    scorer.write_text("def exact(answer, ground_truth, ctx):\n    return answer == ground_truth\n")
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text(
+        "tasks:\n  poems:\n    domain: text\n    problem_types: [verl_user_poem]\n"
+        "    length_envelope: [1, 2, 8, 16]\n    length_weight: 0.0\n"
+    )
+    cfg = compose(tasks, f"+openvlthinker.reward.user_scorers.verl_user_poem={scorer}:exact")
+    settings = validate(cfg)
+    assert settings.reward["user_scorers"] == {"verl_user_poem": f"{scorer}:exact"}
