@@ -21,6 +21,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import AutoConfig
 
 from openvlthinker.advantage import compute_advantage, estimator_options
+from openvlthinker.advantage.segments import segment_count, segment_sum
 from openvlthinker.data import load_task_data
 from openvlthinker.engine import checkpoint as ckpt
 from openvlthinker.engine.config import TrainConfig, to_dict
@@ -518,33 +519,45 @@ class Trainer:
         return metrics
 
     def batch_metrics(self, batch: StepBatch) -> dict[str, float]:
-        """train/<metric> and train/<task>/<metric>: rewards, lengths, entropy, advantages."""
-        mask = batch.rollout.response_mask.float().cpu()
+        """train/<metric> and train/<task>/<metric>: rewards, lengths, entropy, advantages.
+
+        Segment sums over task rows (segment K is the whole batch); tasks absent from the
+        batch log nothing."""
+        k = len(self.registry)
+        b = len(batch.scores)
+        mask = batch.rollout.response_mask.to(torch.float64).cpu()
         lengths = mask.sum(-1)
-        entropy_seq = (batch.token_entropy.float().cpu() * mask).sum(-1)
-        out: dict[str, float] = {}
-        tasks = [r.task for r in batch.records]
-        selections = {"": list(range(len(tasks)))}
-        for t in sorted(set(tasks)):
-            selections[f"{t}/"] = [i for i, x in enumerate(tasks) if x == t]
-        for prefix, rows in selections.items():
-            idx = torch.tensor(rows)
-            for name in REWARD_COMPONENTS:
-                vals = [float(batch.scores[i][name]) for i in rows]
-                out[f"train/{prefix}{'reward' if name == 'overall' else name}"] = sum(vals) / len(
-                    vals
-                )
-            out[f"train/{prefix}response_length"] = float(lengths[idx].mean())
-            out[f"train/{prefix}entropy"] = float(
-                entropy_seq[idx].sum() / lengths[idx].sum().clamp_min(1)
+        values = {
+            "response_length": lengths,
+            # summed per segment, divided by the segment's tokens below (token mean)
+            "entropy": (batch.token_entropy.to(torch.float64).cpu() * mask).sum(-1),
+            "advantage_mean": batch.advantages.to(torch.float64).cpu(),
+        }
+        for name in REWARD_COMPONENTS:
+            values["reward" if name == "overall" else name] = torch.tensor(
+                [float(s[name]) for s in batch.scores], dtype=torch.float64
             )
-            adv = batch.advantages[idx].double()
-            out[f"train/{prefix}advantage_mean"] = float(adv.mean())
-            out[f"train/{prefix}advantage_std"] = float(adv.std(unbiased=False))
-        out["train/reward_error_rate"] = sum(
-            s.get("error") is not None for s in batch.scores
-        ) / len(batch.scores)
-        out["batch/responses"] = float(len(tasks))
+        task_index = batch.task_index.cpu()
+        seg = torch.cat([task_index, torch.full_like(task_index, k)])
+        count = segment_count(seg, k + 1, torch.float64)
+
+        def per_segment(x: torch.Tensor) -> torch.Tensor:
+            return segment_sum(torch.cat([x, x]), seg, k + 1)
+
+        means = {name: per_segment(x) / count.clamp_min(1) for name, x in values.items()}
+        means["entropy"] = per_segment(values["entropy"]) / per_segment(lengths).clamp_min(1)
+        adv = values["advantage_mean"]
+        centred = torch.cat([adv, adv]) - means["advantage_mean"][seg]
+        means["advantage_std"] = (
+            segment_sum(centred * centred, seg, k + 1) / count.clamp_min(1)
+        ).sqrt()
+        names = [*self.registry, None]
+        out: dict[str, float] = {}
+        for s in torch.nonzero(count > 0).flatten().tolist():
+            prefix = "" if names[s] is None else f"{names[s]}/"
+            out.update({f"train/{prefix}{name}": float(m[s]) for name, m in means.items()})
+        out["train/reward_error_rate"] = sum(s.get("error") is not None for s in batch.scores) / b
+        out["batch/responses"] = float(b)
         out["batch/clip_ratio"] = float((lengths >= self.cfg.rollout.max_new_tokens).float().mean())
         return out
 
