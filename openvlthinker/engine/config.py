@@ -307,7 +307,8 @@ class TrainConfig:
     reward: dict[str, Any] = field(
         default_factory=lambda: {},
         metadata={
-            "help": "Fields of openvlthinker.rewards.RewardConfig (tags, weights, workers, user_scorers)."
+            "help": "Fields of openvlthinker.rewards.RewardConfig (tags, workers, user_scorers; "
+            "weights come from the task file)."
         },
     )
     trainer: TrainerConfig = field(
@@ -399,6 +400,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "use task, problem_type or null",
     )
     from openvlthinker.rewards.config import COMPONENTS, RewardConfig
+    from openvlthinker.tasks.registry import WEIGHTS_FROM_TASKS
 
     bad = [c for c in a.components if c not in COMPONENTS]
     _check(
@@ -406,6 +408,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "algorithm.components",
         list(a.components),
         f"unknown {bad}; known: {', '.join(COMPONENTS)}",
+    )
+    _check(
+        "weights" not in cfg.reward,
+        "reward.weights",
+        dict(cfg.reward.get("weights") or {}),
+        f"unused: {WEIGHTS_FROM_TASKS}",
     )
     try:
         RewardConfig.from_dict(cfg.reward)

@@ -28,6 +28,10 @@ ON_ERROR = ("fail", "skip")
 REWARD_COMPONENTS = ("correctness", "format", "structure")
 DEFAULT_REWARD_WEIGHTS = {"correctness": 0.9, "format": 0.1, "structure": 1.0}
 DEFAULT_ENTROPY_BAND = (0.2, 0.6, 0.02)
+#: Why a trainer refuses ``reward.weights``: every task's weights come from its task file.
+WEIGHTS_FROM_TASKS = (
+    "the weights come from the task file's reward_weights and length_weight, set them there"
+)
 
 
 class TaskFileError(ValueError):

@@ -93,7 +93,13 @@ def load_settings(cfg: DictConfig) -> PluginSettings:
 def reward_config(settings: PluginSettings) -> Any:
     """``openvlthinker.rewards.RewardConfig`` from ``openvlthinker.reward``; errors name the key."""
     from openvlthinker.rewards import RewardConfig
+    from openvlthinker.tasks.registry import WEIGHTS_FROM_TASKS
 
+    if "weights" in settings.reward:
+        raise ValueError(
+            f"{SECTION}.reward.weights={dict(settings.reward['weights'] or {})!r}: "
+            f"unused: {WEIGHTS_FROM_TASKS}"
+        )
     try:
         return RewardConfig.from_dict(settings.reward)
     except (TypeError, ValueError) as e:

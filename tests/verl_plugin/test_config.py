@@ -111,6 +111,10 @@ def test_unknown_override_fails_naming_it(tasks_file):
         (["+openvlthinker.reward.think_tag=think-"], r"openvlthinker.reward: rewards.think_tag"),
         (["+openvlthinker.reward.tagz=x"], r"openvlthinker.reward: rewards: unknown key\(s\) tagz"),
         (
+            ["+openvlthinker.reward.weights.format=0.5"],
+            r"openvlthinker.reward.weights=\{'format': 0.5\}: .*task file's reward_weights",
+        ),
+        (
             ["openvlthinker.tasks=/nonexistent/tasks.yaml"],
             r"/nonexistent/tasks.yaml does not exist",
         ),
