@@ -54,18 +54,11 @@ class DataFile:
 
 
 @dataclass(frozen=True)
-class ValidationSet:
+class ValidationSet(DataFile):
     """One validation file of a task; its metrics are logged under the task."""
 
-    name: str = field(metadata={"help": "Unique name of the set (unique across all tasks)."})
-    path: Path = field(metadata={"help": "Record file (.json, .jsonl or .parquet)."})
-    image_root: Path | None = field(
-        default=None,
-        metadata={"help": "Directory that relative image/video paths resolve against."},
-    )
-    field_map: Mapping[str, str] | None = field(
-        default=None,
-        metadata={"help": "Our field name -> the file's field name (e.g. task: task_type)."},
+    name: str = field(
+        kw_only=True, metadata={"help": "Unique name of the set (unique across all tasks)."}
     )
 
 
