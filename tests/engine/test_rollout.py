@@ -62,6 +62,20 @@ def test_repeat_reorders_pixel_chunks_and_grids_per_prompt(tiny_qwen3, make_imag
     assert batch.attention_mask[:, 0].tolist() != [1, 1, 1] and batch.attention_mask[:, -1].all()
 
 
+def _sampling(tok, temperature: float) -> dict:
+    """generate's keywords for plain sampling with the vision tokens suppressed."""
+    return dict(
+        temperature=temperature,
+        top_p=1.0,
+        top_k=0,
+        do_sample=True,
+        suppress_ids=vision_token_ids(tok),
+        eos_ids=[tok.eos_token_id],
+        pad_id=tok.pad_token_id,
+        return_log_probs=True,
+    )
+
+
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_recomputed_log_probs_match_generation_scores(tiny_qwen3, make_image, temperature):
     _, processor, model = tiny_qwen3
@@ -69,19 +83,7 @@ def test_recomputed_log_probs_match_generation_scores(tiny_qwen3, make_image, te
     tok = processor.tokenizer
     suppress = vision_token_ids(tok)
     torch.manual_seed(0)
-    rollout = generate(
-        model,
-        batch.repeat(3),
-        max_new_tokens=12,
-        temperature=temperature,
-        top_p=1.0,
-        top_k=0,
-        do_sample=True,
-        suppress_ids=suppress,
-        eos_ids=[tok.eos_token_id],
-        pad_id=tok.pad_token_id,
-        return_log_probs=True,
-    )
+    rollout = generate(model, batch.repeat(3), max_new_tokens=12, **_sampling(tok, temperature))
     assert not torch.isin(rollout.responses, torch.tensor(suppress)).any()
     with torch.no_grad():
         scores = score_tokens(
@@ -104,16 +106,7 @@ def test_concat_rollouts_pads_and_keeps_per_sample_scores(tiny_qwen3, make_image
     batch, _ = _prompts(processor, make_image)
     tok = processor.tokenizer
     suppress = vision_token_ids(tok)
-    kw = dict(
-        temperature=1.0,
-        top_p=1.0,
-        top_k=0,
-        do_sample=True,
-        suppress_ids=suppress,
-        eos_ids=[tok.eos_token_id],
-        pad_id=tok.pad_token_id,
-        return_log_probs=True,
-    )
+    kw = _sampling(tok, 1.0)
     torch.manual_seed(1)
     a = generate(model, batch.select(torch.tensor([2])), max_new_tokens=4, **kw)
     b = generate(model, batch.select(torch.tensor([0, 1])), max_new_tokens=7, **kw)
