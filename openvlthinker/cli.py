@@ -47,9 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     # No hub: a tiny model is built locally, a real one is read from model.path.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from openvlthinker.data import RecordError
     from openvlthinker.engine.trainer import Trainer
+    from openvlthinker.tasks import TaskFileError
 
-    history = Trainer(cfg).fit()
+    try:
+        trainer = Trainer(cfg)
+    except (TaskFileError, RecordError) as e:  # bad input: the message names file and key
+        sys.stderr.write(f"openvlthinker: {e}\n")
+        return 2
+    history = trainer.fit()
     if history:
         last = history[-1]
         shown = {

@@ -58,3 +58,14 @@ def test_config_help_lists_every_key(capsys):
     assert main(["config-help"]) == 0
     text = capsys.readouterr().out
     assert "algorithm.adv_estimator" in text and "Advantage estimator" in text
+
+
+def test_a_bad_task_file_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    bad = tmp_path / "tasks.yaml"
+    bad.write_text("tasks:\n  math:\n    domain: math\n    problem_types: [algebra]\n")
+    rc = main(["train", "--config", "configs/tiny_cpu.yaml", f"data.tasks={bad}"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith(f"openvlthinker: {bad}: task 'math', key 'problem_types'")
+    assert "unknown problem type 'algebra'" in err and "Traceback" not in err
