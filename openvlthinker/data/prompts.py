@@ -27,7 +27,9 @@ _PLACEHOLDER = re.compile(f"({re.escape(IMAGE_PLACEHOLDER)}|{re.escape(VIDEO_PLA
 _LETTERED = re.compile(r"^\(?[A-Z][.):]\s")
 
 
-def _template_path(template: str | Path) -> Path:
+def template_path(template: str | Path) -> Path:
+    """The file of a template name (``examples/format_prompt/<name>.jinja``) or path;
+    FileNotFoundError naming the known templates."""
     path = Path(template)
     if path.suffix != ".jinja":
         path = TEMPLATE_DIR / f"{template}.jinja"
@@ -67,7 +69,7 @@ def render_prompt(
     coordinate_frame: str = "qwen_1000",
 ) -> str:
     """The prompt text of ``record`` (placeholders kept)."""
-    text = _compile(_template_path(template)).render(
+    text = _compile(template_path(template)).render(
         problem=record.problem,
         options=letter_options(record.options),
         problem_type=record.problem_type,

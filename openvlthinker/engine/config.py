@@ -360,6 +360,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     )
     _check(d.rollout_batch_size > 0, "data.rollout_batch_size", d.rollout_batch_size, "must be > 0")
     _check(d.on_error in ("fail", "skip"), "data.on_error", d.on_error, "use fail or skip")
+    if d.template is not None:
+        from openvlthinker.data.prompts import template_path
+
+        try:
+            template_path(d.template)
+        except FileNotFoundError as e:
+            raise ConfigError(f"data.template={d.template!r}: {e}") from e
     _check(r.n >= 1, "rollout.n", r.n, "must be >= 1")
     _check(
         r.temperature > 0,

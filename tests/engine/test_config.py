@@ -45,6 +45,7 @@ def test_tiny_cpu_yaml_loads_and_overrides_apply():
         ),
         ("reward.think_tagg=x", r"reward=\{'think_tagg': 'x'\}: .*unknown key\(s\) think_tagg"),
         ("reward.coordinate_frame=pixels", r"reward=.*coordinate_frame: 'pixels' is unknown"),
+        ("data.template=fancy", r"data.template='fancy': prompt template 'fancy' not found"),
         (
             "reward.weights.correctness=1.0",
             r"reward.weights=\{'correctness': 1.0\}: .*task file's reward_weights",
