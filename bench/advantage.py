@@ -57,7 +57,9 @@ def main() -> None:
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[512, 2048], help="prompts per batch"
     )
+    parser.add_argument("--plot", type=Path, default=Path("outputs/bench/advantage.png"))
     args = parser.parse_args()
+    rows: list[tuple[int, str, float, float, float]] = []
     torch.set_num_threads(1)
 
     header = f"{'B':>6} {'estimator':<9} {'ours ms':>9} {'oracle ms':>10} {'x oracle':>9} {'sort ms':>8} {'/ sort':>7}"
@@ -86,10 +88,40 @@ def main() -> None:
             start = time.perf_counter()
             slow()
             oracle_s = time.perf_counter() - start
+            rows.append((rewards.numel(), name, ours_s, oracle_s, sort_s))
             print(
                 f"{rewards.numel():>6} {name:<9} {ours_s * 1e3:>9.3f} {oracle_s * 1e3:>10.1f} "
                 f"{oracle_s / ours_s:>8.0f}x {sort_s * 1e3:>8.3f} {ours_s / sort_s:>6.1f}x"
             )
+    plot(rows, args.plot)
+
+
+def plot(rows: list[tuple[int, str, float, float, float]], path: Path) -> None:
+    """Bars of median time per estimator and batch size, log scale, with oracle and sort."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{name}\nB={b}" for b, name, *_ in rows]
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(1.4 * len(rows) + 2, 4))
+    width = 0.28
+    for offset, column, label in (
+        (-width, 3, "loop oracle"),
+        (0.0, 2, "ours"),
+        (width, 4, "one torch.sort"),
+    ):
+        ax.bar([i + offset for i in x], [r[column] * 1e3 for r in rows], width, label=label)
+    ax.set_yscale("log")
+    ax.set_ylabel("median ms per call")
+    ax.set_xticks(list(x), labels)
+    ax.legend()
+    ax.set_title("advantage estimators (1 thread)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    print(f"plot: {path}")
 
 
 if __name__ == "__main__":

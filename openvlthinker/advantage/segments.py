@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 Keys = Sequence[Hashable] | torch.Tensor | np.ndarray
@@ -28,12 +27,13 @@ def factorize(keys: Keys, *, where: str) -> torch.Tensor:
             if bool((torch.bincount(ids) > 0).all()):
                 return ids
         return torch.unique(ids, return_inverse=True)[1]
+    keys = list(keys)
     try:
-        objects = np.fromiter(keys, dtype=object, count=len(keys))
-        codes, _ = pd.factorize(objects, use_na_sentinel=False)
+        lookup = {key: i for i, key in enumerate(dict.fromkeys(keys))}
     except TypeError as e:
         raise TypeError(f"{where}: every id must be hashable ({e})") from e
-    return torch.from_numpy(np.asarray(codes, dtype=np.int64))
+    codes = np.fromiter(map(lookup.__getitem__, keys), dtype=np.int64, count=len(keys))
+    return torch.from_numpy(codes)
 
 
 def segment_sum(x: torch.Tensor, seg: torch.Tensor, num_segments: int) -> torch.Tensor:

@@ -334,3 +334,19 @@ def test_user_estimators_register_by_name():
             register_estimator("test_constant_baseline")(lambda batch: batch.rewards)
     finally:
         ESTIMATORS.pop("test_constant_baseline")
+
+
+def test_unhashable_or_float_ids_are_named_errors():
+    with pytest.raises(TypeError, match=r"group: every id must be hashable"):
+        compute_advantage("grpo", _t([0, 1]), [[1], [2]])
+    with pytest.raises(
+        TypeError, match=r"task: ids must be integers or hashables, got torch.float32"
+    ):
+        compute_advantage("grpo", _t([0, 1]), [0, 0], torch.tensor([0.0, 0.0]))
+
+
+def test_sparse_and_negative_int_ids_are_relabelled():
+    r = _t([0, 1, 1, 0, 2, 2])
+    dense = compute_advantage("gs_grpo", r, torch.tensor([0, 0, 1, 1, 2, 2]))
+    for ids in ([7, 7, -3, -3, 100, 100], [2, 2, 0, 0, 1, 1]):
+        assert_close(compute_advantage("gs_grpo", r, torch.tensor(ids)), dense)
