@@ -123,24 +123,22 @@ class RewardConfig:
         for name in ("think_tag", "answer_tag"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.isidentifier():
-                raise ValueError(f"rewards.{name}: expected a tag name like 'think', got {value!r}")
+                raise ValueError(f"reward.{name}: expected a tag name like 'think', got {value!r}")
         if self.think_tag == self.answer_tag:
             raise ValueError(
-                f"rewards.think_tag and rewards.answer_tag must differ, both are {self.think_tag!r}"
+                f"reward.think_tag and reward.answer_tag must differ, both are {self.think_tag!r}"
             )
-        self.weights = merge_weights(_default_weights(), self.weights, where="rewards.weights")
+        self.weights = merge_weights(_default_weights(), self.weights, where="reward.weights")
         if self.coordinate_frame not in COORDINATE_FRAMES:
             raise ValueError(
-                f"rewards.coordinate_frame: {self.coordinate_frame!r} is unknown; "
+                f"reward.coordinate_frame: {self.coordinate_frame!r} is unknown; "
                 f"known: {', '.join(COORDINATE_FRAMES)}"
             )
         if self.ocr_metric not in ("wer", "cer"):
-            raise ValueError(
-                f"rewards.ocr_metric: expected 'wer' or 'cer', got {self.ocr_metric!r}"
-            )
+            raise ValueError(f"reward.ocr_metric: expected 'wer' or 'cer', got {self.ocr_metric!r}")
         if self.start_method not in START_METHODS:
             raise ValueError(
-                f"rewards.start_method: {self.start_method!r} is unknown; "
+                f"reward.start_method: {self.start_method!r} is unknown; "
                 f"known: {', '.join(START_METHODS)}"
             )
         _check_range("structure_bonus", self.structure_bonus, 0.0, 1.0)
@@ -155,19 +153,19 @@ class RewardConfig:
             0.0 < t < 1.0 for t in self.regression_thresholds
         ):
             raise ValueError(
-                "rewards.regression_thresholds: expected a non-empty list of values in (0, 1), "
+                "reward.regression_thresholds: expected a non-empty list of values in (0, 1), "
                 f"got {list(self.regression_thresholds)!r}"
             )
         for name in ("max_answer_chars", "max_math_chars", "max_boxes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"rewards.{name}: expected a positive integer, got {value!r}")
+                raise ValueError(f"reward.{name}: expected a positive integer, got {value!r}")
         if not isinstance(self.workers, int) or self.workers < 0:
-            raise ValueError(f"rewards.workers: expected an integer >= 0, got {self.workers!r}")
+            raise ValueError(f"reward.workers: expected an integer >= 0, got {self.workers!r}")
         for key, spec in dict(self.user_scorers).items():
             if not isinstance(spec, str) or ":" not in spec:
                 raise ValueError(
-                    f"rewards.user_scorers.{key}: expected 'path/to/file.py:function', got {spec!r}"
+                    f"reward.user_scorers.{key}: expected 'path/to/file.py:function', got {spec!r}"
                 )
 
     @classmethod
@@ -178,7 +176,7 @@ class RewardConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"rewards: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"reward: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         return cls(**values)
 
@@ -208,7 +206,7 @@ def _check_range(name: str, value: Any, low: float, high: float) -> None:
         or not (low <= value <= high)
         or math.isnan(value)
     ):
-        raise ValueError(f"rewards.{name}: expected a number in [{low}, {high}], got {value!r}")
+        raise ValueError(f"reward.{name}: expected a number in [{low}, {high}], got {value!r}")
 
 
 def _check_positive(name: str, value: Any) -> None:
@@ -218,4 +216,4 @@ def _check_positive(name: str, value: Any) -> None:
         or not math.isfinite(value)
         or value <= 0
     ):
-        raise ValueError(f"rewards.{name}: expected a finite number > 0, got {value!r}")
+        raise ValueError(f"reward.{name}: expected a finite number > 0, got {value!r}")

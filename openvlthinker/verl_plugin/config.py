@@ -103,7 +103,10 @@ def reward_config(settings: PluginSettings) -> Any:
     try:
         return RewardConfig.from_dict(settings.reward)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{SECTION}.reward: {e}") from e
+        # RewardConfig names its keys "reward.<field>", which live under our section here
+        raise ValueError(
+            f"{SECTION}.{e}" if str(e).startswith("reward") else f"{SECTION}.reward: {e}"
+        ) from e
 
 
 def load_registry(settings: PluginSettings) -> tuple[Any, Any]:

@@ -20,29 +20,29 @@ def test_partial_weights_merge_with_defaults():
     [
         (
             {"weights": {"acuracy": 1.0}},
-            r"rewards.weights: unknown component 'acuracy'; known: correctness",
+            r"reward\.weights: unknown component 'acuracy'; known: correctness",
         ),
-        ({"weights": {"format": -1}}, r"rewards.weights.format: expected a finite weight >= 0"),
-        ({"weights": {"format": float("nan")}}, r"rewards.weights.format"),
+        ({"weights": {"format": -1}}, r"reward\.weights.format: expected a finite weight >= 0"),
+        ({"weights": {"format": float("nan")}}, r"reward\.weights.format"),
         (
             {"coordinate_frame": "pixels"},
-            r"rewards.coordinate_frame: 'pixels' is unknown; known: qwen_1000, absolute",
+            r"reward\.coordinate_frame: 'pixels' is unknown; known: qwen_1000, absolute",
         ),
-        ({"think_tag": "<think>"}, r"rewards.think_tag: expected a tag name"),
+        ({"think_tag": "<think>"}, r"reward\.think_tag: expected a tag name"),
         ({"think_tag": "answer"}, r"must differ"),
-        ({"ocr_metric": "bleu"}, r"rewards.ocr_metric"),
+        ({"ocr_metric": "bleu"}, r"reward\.ocr_metric"),
         (
             {"structure_bonus": 2.0},
-            r"rewards.structure_bonus: expected a number in \[0.0, 1.0\], got 2.0",
+            r"reward\.structure_bonus: expected a number in \[0.0, 1.0\], got 2.0",
         ),
-        ({"math_timeout": 0}, r"rewards.math_timeout: expected a finite number > 0, got 0"),
-        ({"regression_thresholds": (0.5, 1.0)}, r"rewards.regression_thresholds"),
-        ({"max_boxes": 0}, r"rewards.max_boxes: expected a positive integer"),
-        ({"workers": -1}, r"rewards.workers"),
-        ({"start_method": "thread"}, r"rewards.start_method"),
+        ({"math_timeout": 0}, r"reward\.math_timeout: expected a finite number > 0, got 0"),
+        ({"regression_thresholds": (0.5, 1.0)}, r"reward\.regression_thresholds"),
+        ({"max_boxes": 0}, r"reward\.max_boxes: expected a positive integer"),
+        ({"workers": -1}, r"reward\.workers"),
+        ({"start_method": "thread"}, r"reward\.start_method"),
         (
             {"user_scorers": {"x": "file.py"}},
-            r"rewards.user_scorers.x: expected 'path/to/file.py:function'",
+            r"reward\.user_scorers.x: expected 'path/to/file.py:function'",
         ),
     ],
 )
@@ -53,5 +53,5 @@ def test_invalid_values_raise_naming_the_key(kwargs, match):
 
 def test_from_dict_rejects_unknown_keys():
     assert RewardConfig.from_dict({"think_tag": "thinking"}).think_tag == "thinking"
-    with pytest.raises(ValueError, match=r"rewards: unknown key\(s\) answer_tags; known: "):
+    with pytest.raises(ValueError, match=r"reward: unknown key\(s\) answer_tags; known: "):
         RewardConfig.from_dict({"answer_tags": "x"})

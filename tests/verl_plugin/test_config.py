@@ -108,8 +108,11 @@ def test_unknown_override_fails_naming_it(tasks_file):
             r"needs the reward components",
         ),
         (["trainer.v1.trainer_mode=colocate_async"], r"trainer_mode=sync"),
-        (["+openvlthinker.reward.think_tag=think-"], r"openvlthinker.reward: rewards.think_tag"),
-        (["+openvlthinker.reward.tagz=x"], r"openvlthinker.reward: rewards: unknown key\(s\) tagz"),
+        (
+            ["+openvlthinker.reward.think_tag=think-"],
+            r"openvlthinker\.reward\.think_tag: expected a tag name",
+        ),
+        (["+openvlthinker.reward.tagz=x"], r"openvlthinker\.reward: unknown key\(s\) tagz"),
         (
             ["+openvlthinker.reward.weights.format=0.5"],
             r"openvlthinker.reward.weights=\{'format': 0.5\}: .*task file's reward_weights",
