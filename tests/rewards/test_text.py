@@ -79,7 +79,10 @@ def test_rouge_l_equals_rouge_score():
 
 
 def test_long_open_ended_answer_scores():
-
-    text = " ".join(f"word{i % 997}" for i in range(3000))
+    words = [f"word{i % 997}" for i in range(3000)]
+    text = " ".join(words)
     value = rouge_l(text, text[::-1])
     assert 0.0 <= value <= 1.0
+    assert rouge_l(text, text) == 1.0
+    # every other word: the hypothesis is a subsequence, LCS = 1500, P = 1, R = 1/2
+    assert rouge_l(text, " ".join(words[::2])) == pytest.approx(2 / 3, abs=1e-12)
