@@ -143,21 +143,22 @@ class Trainer:
 
         self.optimizer, self.scheduler = self._make_optimizer()
 
+        # Selected by each record's own task: a file listed under one task may hold others.
         train = load_task_data(self.registry, "train")
         self.train_records = [
             r
-            for key, recs in train.items()
-            if key.split(":", 1)[0] in self.tasks
+            for recs in train.values()
             for r in (recs[: cfg.data.max_train_records] if cfg.data.max_train_records else recs)
+            if r.task in self.tasks
         ]
         self.sampler = RecordSampler(self.train_records, cfg.data.seed, cfg.data.shuffle)
-        sets = self.registry.validation_sets()
-        val = load_task_data(self.registry, "validation") if sets else {}
-        self.val_sets = {
-            name: (recs[: cfg.data.max_val_records] if cfg.data.max_val_records else recs)
-            for name, recs in val.items()
-            if sets[name][0] in self.tasks
-        }
+        val = load_task_data(self.registry, "validation") if self.registry.validation_sets() else {}
+        cap = cfg.data.max_val_records
+        self.val_sets: dict[str, list] = {}
+        for name, recs in val.items():
+            kept = [r for r in (recs[:cap] if cap else recs) if r.task in self.tasks]
+            if kept:
+                self.val_sets[name] = kept
         self.step = 0
         # Seeded last, so whatever set-up did (building a tiny model or not) the run samples alike.
         torch.manual_seed(cfg.trainer.seed)

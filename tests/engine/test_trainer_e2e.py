@@ -312,3 +312,17 @@ def test_batch_metrics_match_a_per_task_loop():
     assert set(got) == set(want)
     for key, value in want.items():
         assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+
+
+def test_only_tasks_selects_records_by_their_own_task(engine_config, tmp_path):
+    # A file listed under one task may hold records of another (records carry their task).
+    cfg = engine_config("data.only_tasks=[alpha]", tasks=TWO_TASKS)
+    for split in ("train", "val"):
+        path = tmp_path / "data" / "alpha" / f"{split}.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        rows[0]["task"] = "beta"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    trainer = Trainer(cfg)
+    assert {r.task for r in trainer.train_records} == {"alpha"}
+    assert len(trainer.train_records) == 5
+    assert {r.task for recs in trainer.val_sets.values() for r in recs} == {"alpha"}
