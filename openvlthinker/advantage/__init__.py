@@ -5,8 +5,10 @@ from openvlthinker.advantage.gaussian import gaussian_quantile_map
 from openvlthinker.advantage.registry import (
     ESTIMATORS,
     Batch,
+    Requirements,
     compute_advantage,
     estimator_options,
+    estimator_requirements,
     get_estimator,
     register_estimator,
 )
@@ -15,8 +17,10 @@ from openvlthinker.advantage.segments import factorize
 __all__ = [
     "ESTIMATORS",
     "Batch",
+    "Requirements",
     "compute_advantage",
     "estimator_options",
+    "estimator_requirements",
     "factorize",
     "gaussian_quantile_map",
     "get_estimator",

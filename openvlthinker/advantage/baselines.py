@@ -38,7 +38,7 @@ def grpo(
     return _group_zscore(batch.rewards, batch, std, eps, scale_by_std)
 
 
-@register_estimator("gdpo")
+@register_estimator("gdpo", needs_components=True)
 def gdpo(
     batch: Batch,
     std: str = "population",
@@ -47,8 +47,6 @@ def gdpo(
 ) -> torch.Tensor:
     """GDPO: each component z-scored inside its group, the (weighted) z-scores summed,
     then whitened over the whole batch."""
-    if not batch.components:
-        raise ValueError("gdpo needs reward components: pass components={name: (B,) tensor}")
     weights = dict(component_weights or {})
     total = torch.zeros_like(batch.rewards)
     for key, value in batch.components.items():

@@ -39,7 +39,7 @@ def _pin(out: torch.Tensor, signals: list[torch.Tensor], batch: Batch) -> torch.
     return torch.where(constant, torch.zeros_like(out), out)
 
 
-@register_estimator("gs_grpo")
+@register_estimator("gs_grpo", uses_task=True)
 def gs_grpo(
     batch: Batch, stages: Sequence[str] = STAGES, pin_equal_groups: bool = False
 ) -> torch.Tensor:
@@ -55,7 +55,7 @@ def gs_grpo(
     return out
 
 
-@register_estimator("gs_gdpo")
+@register_estimator("gs_gdpo", uses_task=True, needs_components=True)
 def gs_gdpo(
     batch: Batch,
     stages: Sequence[str] = STAGES,
@@ -65,8 +65,6 @@ def gs_gdpo(
     """GS-GDPO: each reward component mapped by rank inside its prompt group, the
     (weighted) maps summed, then the sum mapped over each task."""
     chosen = _check_stages(stages)
-    if not batch.components:
-        raise ValueError("gs_gdpo needs reward components: pass components={name: (B,) tensor}")
     weights = dict(component_weights or {})
     unknown = sorted(set(weights) - set(batch.components))
     if unknown:

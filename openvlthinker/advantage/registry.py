@@ -27,16 +27,41 @@ EstimatorFn = Callable[..., torch.Tensor]
 ESTIMATORS: dict[str, EstimatorFn] = {}
 
 
-def register_estimator(name: str) -> Callable[[EstimatorFn], EstimatorFn]:
-    """Decorator: make ``fn(batch: Batch, **options) -> Tensor[B]`` available as ``name``."""
+@dataclass(frozen=True)
+class Requirements:
+    """What an estimator reads beyond rewards and prompt groups, so that engines can
+    check their inputs without knowing estimator names."""
+
+    task: bool = False
+    components: bool = False
+
+
+_REQUIREMENTS: dict[str, Requirements] = {}
+
+
+def register_estimator(
+    name: str, *, uses_task: bool = False, needs_components: bool = False
+) -> Callable[[EstimatorFn], EstimatorFn]:
+    """Decorator: make ``fn(batch: Batch, **options) -> Tensor[B]`` available as ``name``.
+
+    uses_task: the estimator normalises per task (without task keys it treats the batch as
+    one task). needs_components: it reads ``batch.components`` and fails without them.
+    """
 
     def decorate(fn: EstimatorFn) -> EstimatorFn:
         if name in ESTIMATORS and ESTIMATORS[name] is not fn:
             raise ValueError(f"advantage estimator {name!r} is already registered")
         ESTIMATORS[name] = fn
+        _REQUIREMENTS[name] = Requirements(task=uses_task, components=needs_components)
         return fn
 
     return decorate
+
+
+def estimator_requirements(name: str) -> Requirements:
+    """The :class:`Requirements` of estimator ``name`` (unknown names raise, listing the known)."""
+    get_estimator(name)
+    return _REQUIREMENTS.get(name, Requirements())
 
 
 def get_estimator(name: str) -> EstimatorFn:
@@ -111,6 +136,8 @@ def compute_advantage(
     num_tasks = int(task_ids.max()) + 1 if n else 0
     if n and task is not None:
         _check_groups_inside_tasks(group_ids, task_ids, num_groups)
+    if estimator_requirements(name).components and not comps:
+        raise ValueError(f"{name} needs reward components: pass components={{name: (B,) tensor}}")
     batch = Batch(r, group_ids, num_groups, task_ids, num_tasks, comps)
     with torch.no_grad():
         advantage = fn(batch, **options)

@@ -191,8 +191,8 @@ def compose_config(config_file: str | os.PathLike, overrides: Sequence[str] = ()
 def _check_estimator(cfg: DictConfig, settings: PluginSettings) -> None:
     from verl.trainer.ppo import core_algos
 
-    from openvlthinker.advantage import ESTIMATORS, estimator_options
-    from openvlthinker.verl_plugin.estimators import NEEDS_COMPONENTS, register_verl_estimators
+    from openvlthinker.advantage import ESTIMATORS, estimator_options, estimator_requirements
+    from openvlthinker.verl_plugin.estimators import register_verl_estimators
 
     register_verl_estimators()
     name = cfg.algorithm.adv_estimator
@@ -213,7 +213,7 @@ def _check_estimator(cfg: DictConfig, settings: PluginSettings) -> None:
                 f"{SECTION}.estimator_options.{key} is not an option of {name!r}; "
                 f"it accepts: {', '.join(accepted) or 'none'}"
             )
-    needs_components = name in NEEDS_COMPONENTS
+    needs_components = estimator_requirements(name).components
     manager = cfg.reward.reward_manager.name
     if needs_components and manager != REWARD_MANAGER:
         raise ValueError(

@@ -19,15 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from openvlthinker.advantage import compute_advantage
+from openvlthinker.advantage import compute_advantage, estimator_requirements
 
 logger = logging.getLogger(__name__)
 
 #: Names this plugin puts into verl's registry.
 VERL_NAMES = ("gs_grpo", "gs_gdpo", "gdpo")
-#: Estimators that split by task / need the reward components (config checks, adapters).
-NEEDS_TASK = frozenset({"gs_grpo", "gs_gdpo"})
-NEEDS_COMPONENTS = frozenset({"gs_gdpo", "gdpo"})
 
 
 def _components_from_non_tensor(
@@ -49,6 +46,7 @@ def _components_from_non_tensor(
 
 def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """A function with verl's estimator signature that calls our ``compute_advantage(name)``."""
+    needs = estimator_requirements(name)
 
     def estimator(
         token_level_rewards: torch.Tensor,
@@ -65,7 +63,7 @@ def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Te
         (B, T): the per-response scalar broadcast over its response tokens."""
         if index is None:
             raise ValueError(f"algorithm.adv_estimator {name!r} needs the prompt-group ids (uid)")
-        if name in NEEDS_TASK and task is None:
+        if needs.task and task is None:
             raise ValueError(
                 f"algorithm.adv_estimator {name!r} needs each response's task key, which verl's "
                 "stock trainer does not pass to an estimator; launch with openvlthinker-verl "
@@ -73,7 +71,7 @@ def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Te
             )
         if components is None:
             components = _components_from_non_tensor(non_tensor_batch, config)
-        if name in NEEDS_COMPONENTS and not components:
+        if needs.components and not components:
             raise ValueError(
                 f"algorithm.adv_estimator {name!r} needs the reward components; launch with "
                 "openvlthinker-verl, or set algorithm.gdpo_reward_keys on verl's legacy trainer"
@@ -84,7 +82,7 @@ def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Te
             rewards,
             group=list(index),
             task=None if task is None else list(task),
-            components=components if name in NEEDS_COMPONENTS else None,
+            components=components if needs.components else None,
             **dict(options or {}),
         )
         advantages = scalar.to(token_level_rewards.dtype).unsqueeze(-1) * response_mask

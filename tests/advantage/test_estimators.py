@@ -350,3 +350,20 @@ def test_sparse_and_negative_int_ids_are_relabelled():
     dense = compute_advantage("gs_grpo", r, torch.tensor([0, 0, 1, 1, 2, 2]))
     for ids in ([7, 7, -3, -3, 100, 100], [2, 2, 0, 0, 1, 1]):
         assert_close(compute_advantage("gs_grpo", r, torch.tensor(ids)), dense)
+
+
+def test_requirements_say_what_each_estimator_reads():
+    from openvlthinker.advantage import estimator_requirements
+
+    assert (
+        estimator_requirements("gs_grpo").task and not estimator_requirements("gs_grpo").components
+    )
+    assert estimator_requirements("gs_gdpo").task and estimator_requirements("gs_gdpo").components
+    assert estimator_requirements("gdpo").components and not estimator_requirements("gdpo").task
+    for name in ("grpo", "rloo", "reinforce_plus_plus", "remax"):
+        assert estimator_requirements(name) == estimator_requirements("rloo")
+        assert not estimator_requirements(name).components
+    with pytest.raises(ValueError, match="is unknown; known"):
+        estimator_requirements("nope")
+    with pytest.raises(ValueError, match="gdpo needs reward components"):
+        compute_advantage("gdpo", _t([0, 1]), [0, 0])
