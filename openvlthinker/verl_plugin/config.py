@@ -22,6 +22,9 @@ PLUGIN_MODULE = "openvlthinker.verl_plugin"
 #: Reward components the reward manager writes and GS-GDPO / GDPO may normalise.
 KNOWN_COMPONENTS = ("correctness", "format", "structure", "length")
 REWARD_MANAGER = "openvlthinker"
+#: Token entropy estimates of the band: -log pi of the sampled token (method.md section 3),
+#: or the entropy of the whole next-token distribution.
+ENTROPY_ESTIMATORS = ("sampled", "full")
 
 
 @dataclass
@@ -49,6 +52,14 @@ class PluginSettings:
     entropy_band: bool = field(
         default=True,
         metadata={"help": "Add the per-task entropy band (method.md section 3) to the actor loss."},
+    )
+    entropy_band_estimator: str = field(
+        default="sampled",
+        metadata={
+            "help": "Token entropy of the band and of train/<task>/entropy: sampled (-log pi of "
+            "the sampled token, method.md section 3) or full (over the vocabulary; needs "
+            "actor_rollout_ref.actor.calculate_entropy)."
+        },
     )
     reward: dict[str, Any] = field(
         default_factory=dict,
@@ -82,12 +93,22 @@ def load_settings(cfg: DictConfig) -> PluginSettings:
     settings = PluginSettings(**raw)
     if not settings.tasks:
         raise ValueError(f"{SECTION}.tasks is required: the task registry YAML")
+    check_entropy_estimator(settings.entropy_band_estimator)
     bad = [c for c in settings.components if c not in KNOWN_COMPONENTS]
     if bad:
         raise ValueError(
             f"{SECTION}.components names {bad[0]!r}; known: {', '.join(KNOWN_COMPONENTS)}"
         )
     return settings
+
+
+def check_entropy_estimator(name: str) -> None:
+    """Raise naming ``openvlthinker.entropy_band_estimator`` unless ``name`` is known."""
+    if name not in ENTROPY_ESTIMATORS:
+        raise ValueError(
+            f"{SECTION}.entropy_band_estimator {name!r} is unknown; known: "
+            f"{', '.join(ENTROPY_ESTIMATORS)}"
+        )
 
 
 def reward_config(settings: PluginSettings) -> Any:
@@ -249,10 +270,11 @@ def validate(cfg: DictConfig, *, defaults: DictConfig | None = None) -> PluginSe
         )
     _check_estimator(cfg, settings)
     actor = cfg.actor_rollout_ref.actor
-    if settings.entropy_band and not actor.calculate_entropy:
+    full = settings.entropy_band_estimator == "full"
+    if settings.entropy_band and full and not actor.calculate_entropy:
         raise ValueError(
-            f"{SECTION}.entropy_band needs the actor's token entropy: set "
-            "actor_rollout_ref.actor.calculate_entropy=true"
+            f"{SECTION}.entropy_band with {SECTION}.entropy_band_estimator=full needs the "
+            "actor's token entropy: set actor_rollout_ref.actor.calculate_entropy=true"
         )
     if settings.entropy_band and cfg.get("distillation", {}).get("enabled", False):
         raise ValueError(f"{SECTION}.entropy_band does not compose with verl's distillation loss")

@@ -2,7 +2,8 @@
 
 The band term is method.md section 3. A micro-batch cannot see a task's entropy over the
 whole mini-batch, so the trainer judges each task's side of the band on the batch's
-old-policy entropy and writes a per-token weight (``BAND_WEIGHT_KEY``, see
+old-policy token entropy (the estimator of ``openvlthinker.entropy_band_estimator``) and
+writes a per-token weight (``BAND_WEIGHT_KEY``, see
 :func:`~openvlthinker.verl_plugin.advantage_step.band_weights`); here the term is the
 token mean of ``weight * entropy`` with verl's global-batch normalisation, so micro-batch
 terms add up to the mini-batch's. It is added after ``ppo_loss``: KL is untouched.
@@ -40,12 +41,34 @@ def entropy_band_term(
     )
 
 
+def token_entropy(model_output: dict, estimator: str) -> torch.Tensor:
+    """The band's token entropy from verl's model output (nested, per sample): ``sampled`` =
+    -log pi of the sampled token (method.md section 3), ``full`` = the vocabulary entropy."""
+    from openvlthinker.verl_plugin.config import check_entropy_estimator
+
+    check_entropy_estimator(estimator)
+    if estimator == "sampled":
+        return -model_output["log_probs"]
+    if model_output.get("entropy", None) is None:
+        raise ValueError(
+            "openvlthinker.entropy_band_estimator=full needs token entropy from the actor: set "
+            "actor_rollout_ref.actor.calculate_entropy=True"
+        )
+    return model_output["entropy"]
+
+
 def band_ppo_loss(
-    config: Any, model_output: dict, data: TensorDict, dp_group: Any = None
+    config: Any,
+    model_output: dict,
+    data: TensorDict,
+    dp_group: Any = None,
+    *,
+    estimator: str = "sampled",
 ) -> tuple[torch.Tensor, dict]:
     """verl loss-function signature (``set_loss_fn``): ``ppo_loss`` plus the band term.
 
-    model_output["entropy"] and data[BAND_WEIGHT_KEY] are nested (per sample); the metric
+    model_output["log_probs"] / ["entropy"] and data[BAND_WEIGHT_KEY] are nested (per
+    sample); ``estimator`` picks the band's token entropy (:func:`token_entropy`). The metric
     ``actor/entropy_band_loss`` is the band term of this micro-batch.
     """
     from verl.utils.metric import AggregationType, Metric
@@ -58,12 +81,7 @@ def band_ppo_loss(
             f"the actor batch has no {BAND_WEIGHT_KEY!r}: the entropy-band loss needs "
             "G2RPOTrainer's advantage step (launch with openvlthinker-verl)"
         )
-    if model_output.get("entropy", None) is None:
-        raise ValueError(
-            "the entropy band needs token entropy from the actor: set "
-            "actor_rollout_ref.actor.calculate_entropy=True"
-        )
-    entropy = no_padding_2_padding(model_output["entropy"], data)
+    entropy = no_padding_2_padding(token_entropy(model_output, estimator), data)
     padded = data.select("response_mask", BAND_WEIGHT_KEY).to_padded_tensor()
     width = entropy.shape[-1]
     band = entropy_band_term(

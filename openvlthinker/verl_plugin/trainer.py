@@ -104,8 +104,11 @@ class G2RPOTrainer(PPOTrainerSync):
             from verl.utils.config import omega_conf_to_dataclass
 
             actor_config = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
-            self.actor_rollout_wg.set_loss_fn(partial(band_ppo_loss, config=actor_config))
-            logger.info("actor loss: ppo_loss + per-task entropy band")
+            estimator = self.settings.entropy_band_estimator
+            self.actor_rollout_wg.set_loss_fn(
+                partial(band_ppo_loss, config=actor_config, estimator=estimator)
+            )
+            logger.info("actor loss: ppo_loss + per-task entropy band (%s entropy)", estimator)
 
     def _advantage_key(self, data_source: list[str], extra_info: list[Any]) -> list[Any]:
         field = self.registry.advantage_key
@@ -195,15 +198,7 @@ class G2RPOTrainer(PPOTrainerSync):
     def _step_inputs(self, proto: Any, columns: dict[str, list], tags: list[dict]) -> StepInputs:
         data_source = [str(s) for s in columns["data_source"]]
         mask = proto.batch["response_mask"]
-        entropy = None
-        if self.settings.entropy_band:
-            if "entropy" not in proto.batch:
-                raise KeyError(
-                    "openvlthinker.entropy_band needs the old-policy entropy, which verl skips "
-                    "in rollout-correction bypass mode; set algorithm.rollout_correction."
-                    "bypass_mode=false or openvlthinker.entropy_band=false"
-                )
-            entropy = proto.batch["entropy"]
+        entropy = self._token_entropy(proto)
         # verl's padding rows copy the first row's non-tensor fields: their task is a real one
         components = components_from_extra(
             columns["extra_fields"],
@@ -220,6 +215,30 @@ class G2RPOTrainer(PPOTrainerSync):
             response_mask=mask,
             entropy=entropy,
             padding=torch.tensor([bool(t.get("is_padding", False)) for t in tags]),
+        )
+
+    def _token_entropy(self, proto: Any) -> torch.Tensor | None:
+        """(B, T) old-policy token entropy of ``openvlthinker.entropy_band_estimator`` (band
+        side and ``train/<task>/entropy``); None when verl did not compute it and the band
+        is off."""
+        sampled = self.settings.entropy_band_estimator == "sampled"
+        # sampled (method.md section 3): -log pi of the sampled token, from verl's
+        # old_log_probs (the rollout's log-probs in rollout-correction bypass mode)
+        key = "old_log_probs" if sampled else "entropy"
+        if key in proto.batch:
+            return -proto.batch[key] if sampled else proto.batch[key]
+        if not self.settings.entropy_band:
+            return None
+        if sampled:
+            raise KeyError(
+                "openvlthinker.entropy_band needs the old-policy log-probs (old_log_probs), "
+                "which this batch lacks"
+            )
+        raise KeyError(
+            "openvlthinker.entropy_band_estimator=full needs the old-policy entropy, which "
+            "verl skips in rollout-correction bypass mode; set openvlthinker."
+            "entropy_band_estimator=sampled, algorithm.rollout_correction.bypass_mode=false "
+            "or openvlthinker.entropy_band=false"
         )
 
     @staticmethod

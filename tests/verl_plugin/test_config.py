@@ -102,7 +102,17 @@ def test_unknown_override_fails_naming_it(tasks_file):
         ),
         (["+openvlthinker.typo=1"], r"unknown key openvlthinker.typo"),
         (["openvlthinker.components=[correctness,speed]"], r"components names 'speed'"),
-        (["actor_rollout_ref.actor.calculate_entropy=false"], r"calculate_entropy=true"),
+        (
+            [
+                "openvlthinker.entropy_band_estimator=full",
+                "actor_rollout_ref.actor.calculate_entropy=false",
+            ],
+            r"calculate_entropy=true",
+        ),
+        (
+            ["openvlthinker.entropy_band_estimator=vocab"],
+            r"openvlthinker\.entropy_band_estimator 'vocab' is unknown; known: sampled, full",
+        ),
         (
             ["algorithm.adv_estimator=gs_gdpo", "reward.reward_manager.name=naive"],
             r"needs the reward components",
@@ -140,3 +150,11 @@ def test_a_task_file_may_use_a_user_scorers_problem_type(tmp_path):
     cfg = compose(tasks, f"+openvlthinker.reward.user_scorers.verl_user_poem={scorer}:exact")
     settings = validate(cfg)
     assert settings.reward["user_scorers"] == {"verl_user_poem": f"{scorer}:exact"}
+
+
+def test_the_band_estimator_defaults_to_sampled_which_needs_no_full_entropy(tasks_file):
+    # method.md section 3: H_t is the token mean of -log pi of the sampled tokens
+    settings = validate(compose(tasks_file, "actor_rollout_ref.actor.calculate_entropy=false"))
+    assert settings.entropy_band and settings.entropy_band_estimator == "sampled"
+    full = validate(compose(tasks_file, "openvlthinker.entropy_band_estimator=full"))
+    assert full.entropy_band_estimator == "full"

@@ -81,7 +81,10 @@ def make_batch(seed: int = 0):
                                 }
                             },
                             "entropy": level + 0.01 * torch.rand(length, generator=g),
-                            "old_log_probs": -torch.rand(length, generator=g),
+                            # sampled-token entropy on other sides of the band than the full one
+                            "old_log_probs": -(
+                                [0.05, 0.9, 0.4][t] + 0.01 * torch.rand(length, generator=g)
+                            ),
                         },
                     )
                 )
@@ -97,13 +100,23 @@ def make_batch(seed: int = 0):
     return rows
 
 
-def make_trainer(fake: FakeTQ, estimator: str, options=None, advantage_key="task"):
+def make_trainer(
+    fake: FakeTQ,
+    estimator: str,
+    options=None,
+    advantage_key="task",
+    entropy="full",
+    band=True,
+):
     trainer = G2RPOTrainer.__new__(G2RPOTrainer)
     trainer.config = OmegaConf.create(
         {"algorithm": {"adv_estimator": estimator, "use_kl_in_reward": False}}
     )
     trainer.settings = PluginSettings(
-        tasks="unused.yaml", estimator_options=options or {}, entropy_band=True
+        tasks="unused.yaml",
+        estimator_options=options or {},
+        entropy_band=band,
+        entropy_band_estimator=entropy,
     )
     trainer.registry = SimpleNamespace(advantage_key=advantage_key)
     trainer.bands = BANDS
@@ -111,13 +124,13 @@ def make_trainer(fake: FakeTQ, estimator: str, options=None, advantage_key="task
     return trainer
 
 
-def run_step(estimator: str, options=None, advantage_key="task"):
+def run_step(estimator: str, options=None, advantage_key="task", entropy="full", band=True):
     fake = FakeTQ()
     rows = make_batch()
     for key, _, fields in rows:
         fake.store[key] = dict(fields)
     batch = KVBatchMeta(keys=[r[0] for r in rows], tags=[r[1] for r in rows], partition_id="train")
-    trainer = make_trainer(fake, estimator, options, advantage_key)
+    trainer = make_trainer(fake, estimator, options, advantage_key, entropy, band)
     metrics: dict = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(trainer_module, "tq", fake)
@@ -216,6 +229,36 @@ def test_per_task_metrics_and_band_weights():
     assert signs == {"grounding": 1.0, "math": 0.0, "ocr": -1.0}
 
 
+def test_sampled_estimator_judges_and_logs_minus_old_log_probs():
+    # method.md section 3: H_t = token mean of -log pi(y) of the sampled tokens
+    rows, fake, metrics = run_step("grpo", entropy="sampled")
+    real = real_rows(rows)
+    for task in TASKS:
+        mine = [r for r in real if r[2]["data_source"] == task]
+        tokens = -torch.cat([r[2]["old_log_probs"] for r in mine])
+        assert metrics[f"train/{task}/entropy"] == pytest.approx(float(tokens.mean()), rel=1e-6)
+    sampled = torch.nn.utils.rnn.pad_sequence(
+        [-r[2]["old_log_probs"] for r in real], batch_first=True
+    )
+    mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
+    index = BANDS.index_of([r[2]["data_source"] for r in real])
+    want, _, _ = band_weights(sampled, mask, index, BANDS)
+    got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
+    torch.testing.assert_close(got, want.to(got.dtype))
+    # the full-vocabulary entropy would give (+, 0, -): the sampled one decides (-, +, 0)
+    signs = {r[2]["data_source"]: torch.sign(g).item() for r, g in zip(real, got)}
+    assert signs == {"grounding": -1.0, "math": 1.0, "ocr": 0.0}
+
+
+def test_per_task_entropy_is_logged_with_the_band_off():
+    rows, fake, metrics = run_step("grpo", entropy="sampled", band=False)
+    real = real_rows(rows)
+    mine = [r for r in real if r[2]["data_source"] == "math"]
+    tokens = -torch.cat([r[2]["old_log_probs"] for r in mine])
+    assert metrics["train/math/entropy"] == pytest.approx(float(tokens.mean()), rel=1e-6)
+    assert all(BAND_WEIGHT_KEY not in fake.store[r[0]] for r in rows)
+
+
 def test_unknown_task_fails_naming_it():
     fake = FakeTQ()
     rows = make_batch()
@@ -271,4 +314,5 @@ def test_constructor_and_setup_put_the_band_loss_on_the_actor_workers(monkeypatc
     assert loss_fn.func is band_ppo_loss
     assert isinstance(loss_fn.keywords["config"], FSDPActorConfig)
     assert loss_fn.keywords["config"].clip_ratio_high == 0.3
+    assert loss_fn.keywords["estimator"] == trainer.settings.entropy_band_estimator == "sampled"
     assert trainer.bands.names == tuple(trainer.registry)
