@@ -16,11 +16,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+# Reward components the reward manager writes and GS-GDPO / GDPO may normalise: the
+# reward suite's own list, so a component added there is known here too.
+from openvlthinker.rewards.config import COMPONENTS as KNOWN_COMPONENTS
+
 SECTION = "openvlthinker"
 #: What VERL_USE_EXTERNAL_MODULES must name so every Ray process registers our pieces.
 PLUGIN_MODULE = "openvlthinker.verl_plugin"
-#: Reward components the reward manager writes and GS-GDPO / GDPO may normalise.
-KNOWN_COMPONENTS = ("correctness", "format", "structure", "length")
 REWARD_MANAGER = "openvlthinker"
 #: Token entropy estimates of the band: -log pi of the sampled token (method.md section 3),
 #: or the entropy of the whole next-token distribution.

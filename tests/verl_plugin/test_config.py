@@ -158,3 +158,10 @@ def test_the_band_estimator_defaults_to_sampled_which_needs_no_full_entropy(task
     assert settings.entropy_band and settings.entropy_band_estimator == "sampled"
     full = validate(compose(tasks_file, "openvlthinker.entropy_band_estimator=full"))
     assert full.entropy_band_estimator == "full"
+
+
+def test_components_are_the_reward_suites_own_list():
+    from openvlthinker.rewards.config import COMPONENTS
+    from openvlthinker.verl_plugin import config as plugin_config
+
+    assert plugin_config.KNOWN_COMPONENTS is COMPONENTS
