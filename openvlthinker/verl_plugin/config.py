@@ -67,6 +67,28 @@ class PluginSettings:
         default_factory=dict,
         metadata={"help": "Fields of openvlthinker.rewards.RewardConfig (tag names, timeouts)."},
     )
+    image_factor: int | None = field(
+        default=None,
+        metadata={
+            "help": "Resize factor (patch_size x merge_size) of the exported model_image_size; "
+            "null: from the image processor of actor_rollout_ref.model.path (which it must "
+            "equal), or 32 (Qwen3-VL) when that does not load offline."
+        },
+    )
+    min_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Smallest image area after resizing; null: the model's image processor's "
+            "(or Qwen3-VL's 256*256 when it does not load offline). Written into each image."
+        },
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Largest image area after resizing; null: the model's image processor's "
+            "(or Qwen3-VL's 4096*4096 when it does not load offline). Written into each image."
+        },
+    )
     export_dir: str = field(
         default="outputs/verl_data",
         metadata={
@@ -96,6 +118,16 @@ def load_settings(cfg: DictConfig) -> PluginSettings:
     if not settings.tasks:
         raise ValueError(f"{SECTION}.tasks is required: the task registry YAML")
     check_entropy_estimator(settings.entropy_band_estimator)
+    for key in ("image_factor", "min_pixels", "max_pixels"):
+        value = getattr(settings, key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value <= 0
+        ):
+            raise ValueError(f"{SECTION}.{key}={value!r}: expected a positive integer or null")
+    if settings.min_pixels and settings.max_pixels and settings.min_pixels > settings.max_pixels:
+        raise ValueError(
+            f"{SECTION}.min_pixels={settings.min_pixels} > {SECTION}.max_pixels={settings.max_pixels}"
+        )
     bad = [c for c in settings.components if c not in KNOWN_COMPONENTS]
     if bad:
         raise ValueError(
@@ -154,6 +186,22 @@ def prompt_options(settings: PluginSettings) -> dict[str, Any]:
         "answer_tag": cfg.answer_tag,
         "coordinate_frame": cfg.coordinate_frame,
     }
+
+
+def image_geometry(cfg: DictConfig, settings: PluginSettings) -> Any:
+    """The export's :class:`~openvlthinker.verl_plugin.images.ImageGeometry`: the image
+    processor of ``actor_rollout_ref.model.path`` when it loads offline, else our section's
+    ``image_factor`` / ``min_pixels`` / ``max_pixels`` (a warning names what was assumed)."""
+    from openvlthinker.verl_plugin.images import resolve_geometry
+
+    model = cfg.actor_rollout_ref.model
+    return resolve_geometry(
+        model.get("path", None),
+        image_factor=settings.image_factor,
+        min_pixels=settings.min_pixels,
+        max_pixels=settings.max_pixels,
+        trust_remote_code=bool(model.get("trust_remote_code", False)),
+    )
 
 
 def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:

@@ -5,10 +5,12 @@ One row per record, the columns verl's ``RLHFDataset`` and reward loop read:
 - ``data_source``: the task key (verl groups validation metrics by it: ``val-core/<task>/acc``);
 - ``prompt``: chat messages whose user text holds one ``<image>`` placeholder per image, in
   order (verl swaps them for the images; our prompt templates put images first);
-- ``images``: ``[{"bytes": <file bytes>, "path": <original path>}]``, embedded so a
-  multi-node run needs no shared image directory; the bytes are the file's own, unchanged;
+- ``images``: ``[{"bytes": <file bytes>, "path": <original path>, "min_pixels", "max_pixels"}]``,
+  embedded so a multi-node run needs no shared image directory; the bytes are the file's own,
+  unchanged; the pixel range is the model's (verl's ``fetch_image`` resizes into it);
 - ``reward_model``: ``{"style": "rule", "ground_truth": <answer as JSON text>}``;
-- ``extra_info``: ``index``, ``id``, ``task``, ``problem_type``, ``options`` and image sizes.
+- ``extra_info``: ``index``, ``id``, ``task``, ``problem_type``, ``options`` and image sizes
+  (``model_image_size`` by the model's processor geometry, see ``images.py``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from openvlthinker.verl_plugin.images import ASSUMED, ImageGeometry
+
 logger = logging.getLogger(__name__)
 
+DEFAULT_GEOMETRY = ImageGeometry(
+    ASSUMED["image_factor"], ASSUMED["min_pixels"], ASSUMED["max_pixels"], source="assumed"
+)
 IMAGE_PLACEHOLDER = "<image>"
 
 SCHEMA = pa.schema(
@@ -35,7 +42,19 @@ SCHEMA = pa.schema(
             "prompt",
             pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])),
         ),
-        ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+        (
+            "images",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("bytes", pa.binary()),
+                        ("path", pa.string()),
+                        ("min_pixels", pa.int64()),
+                        ("max_pixels", pa.int64()),
+                    ]
+                )
+            ),
+        ),
         ("ability", pa.string()),
         ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
         (
@@ -90,15 +109,21 @@ def _image_entry(image: Any) -> dict[str, Any]:
     return {"bytes": path.read_bytes(), "path": str(path)}
 
 
-def record_row(record: Any, index: int, **prompt_options: Any) -> dict[str, Any]:
-    """One verl row for one ``openvlthinker.data.Record``; ``prompt_options`` go to
-    ``build_messages`` (template, think/answer tag names, coordinate frame, ...)."""
-    from openvlthinker.data import build_messages, model_image_size
+def record_row(
+    record: Any, index: int, *, geometry: ImageGeometry | None = None, **prompt_options: Any
+) -> dict[str, Any]:
+    """One verl row for one ``openvlthinker.data.Record``; ``geometry`` is the model's resize
+    (:func:`~openvlthinker.verl_plugin.images.resolve_geometry`; None: Qwen3-VL's, assumed),
+    ``prompt_options`` go to ``build_messages`` (template, tag names, coordinate frame, ...)."""
+    from openvlthinker.data import build_messages
 
     if record.videos:
         raise ValueError(f"record {record.id!r}: video records are not exported to verl yet")
+    geometry = geometry or DEFAULT_GEOMETRY
     prompt = flatten_messages(build_messages(record, **prompt_options))
-    images = [_image_entry(img) for img in record.images]
+    # verl's fetch_image resizes into this range, so the processor's own resize is a no-op
+    limits = {"min_pixels": geometry.min_pixels, "max_pixels": geometry.max_pixels}
+    images = [_image_entry(img) | limits for img in record.images]
     placeholders = sum(m["content"].count(IMAGE_PLACEHOLDER) for m in prompt)
     if placeholders != len(images):
         raise ValueError(
@@ -119,7 +144,7 @@ def record_row(record: Any, index: int, **prompt_options: Any) -> dict[str, Any]
             "problem_type": record.problem_type,
             "options": [str(o) for o in record.options] or None,
             "image_size": list(size) if size else None,
-            "model_image_size": list(model_image_size(tuple(size))) if size else None,
+            "model_image_size": list(geometry.model_size(tuple(size))) if size else None,
         },
     }
 
@@ -133,19 +158,40 @@ def write_parquet(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> Pa
     return out
 
 
-def export_records(records: Sequence[Any], path: str | os.PathLike, **prompt_options: Any) -> Path:
+def export_records(
+    records: Sequence[Any],
+    path: str | os.PathLike,
+    *,
+    geometry: ImageGeometry | None = None,
+    **prompt_options: Any,
+) -> Path:
     """Records -> one verl parquet file."""
-    return write_parquet((record_row(r, i, **prompt_options) for i, r in enumerate(records)), path)
+    rows = (record_row(r, i, geometry=geometry, **prompt_options) for i, r in enumerate(records))
+    return write_parquet(rows, path)
 
 
 def export_tasks(
-    registry: Any, out_dir: str | os.PathLike, **prompt_options: Any
+    registry: Any,
+    out_dir: str | os.PathLike,
+    *,
+    geometry: ImageGeometry | None = None,
+    **prompt_options: Any,
 ) -> tuple[list[str], list[str]]:
     """The task file's training records into ``train.parquet`` and each validation set into
-    ``val_<name>.parquet``, loaded with the task file's own settings. Returns
-    (train_files, val_files)."""
+    ``val_<name>.parquet``, loaded with the task file's own settings; image sizes by
+    ``geometry`` (None: Qwen3-VL's, with a warning). Returns (train_files, val_files)."""
     from openvlthinker.data import load_task_data
 
+    if geometry is None:
+        logger.warning(
+            "export without the model's image geometry: model_image_size assumes Qwen3-VL's "
+            "(factor %d, %d to %d pixels)",
+            DEFAULT_GEOMETRY.factor,
+            DEFAULT_GEOMETRY.min_pixels,
+            DEFAULT_GEOMETRY.max_pixels,
+        )
+        geometry = DEFAULT_GEOMETRY
+    prompt_options = {"geometry": geometry, **prompt_options}
     out = Path(out_dir)
     train_records = [r for recs in load_task_data(registry, "train").values() for r in recs]
     if not train_records:

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from openvlthinker.verl_plugin.config import (
     PLUGIN_MODULE,
     SECTION,
+    image_geometry,
     load_registry,
     plugin_env,
     prompt_options,
@@ -43,7 +44,12 @@ def prepare(cfg: DictConfig) -> DictConfig:
         from openvlthinker.verl_plugin.dataset import export_tasks
 
         registry, _ = load_registry(settings)
-        train, val = export_tasks(registry, settings.export_dir, **prompt_options(settings))
+        train, val = export_tasks(
+            registry,
+            settings.export_dir,
+            geometry=image_geometry(cfg, settings),
+            **prompt_options(settings),
+        )
         with open_dict(cfg):
             cfg.data.train_files = cfg.data.train_files or train
             cfg.data.val_files = cfg.data.val_files or val
