@@ -134,6 +134,16 @@ def test_only_out_of_band_tasks_get_gradient_with_the_right_sign():
     assert all(g.item() > 0 for g in grads[0]) and all(g.item() < 0 for g in grads[4])
 
 
+def whole_batch_hinge_gradient(ent: list[torch.Tensor]) -> torch.Tensor:
+    """Per-token gradient of the exact band (shaping.entropy_band_loss) over the whole batch."""
+    token = [e.clone().requires_grad_(True) for e in ent]
+    padded = torch.nn.utils.rnn.pad_sequence(token, batch_first=True)
+    mask = torch.nn.utils.rnn.pad_sequence([torch.ones(n) for n in RESPONSE_LENS], batch_first=True)
+    loss, _, _ = entropy_band_loss(padded, mask, TASK, BANDS.h_min, BANDS.h_max, BANDS.coef)
+    loss.backward()
+    return torch.cat([t.grad for t in token])
+
+
 def test_gradient_matches_the_whole_batch_hinge():
     ent = response_entropy([0.9, 0.4, 0.05])
     model_output, data, leaf = make_batch(ent, ALL, N)
@@ -142,12 +152,7 @@ def test_gradient_matches_the_whole_batch_hinge():
     (band_loss - base_loss).backward()
     ours = torch.cat(response_grad(leaf.grad, ALL))
 
-    token = [e.clone().requires_grad_(True) for e in ent]
-    padded = torch.nn.utils.rnn.pad_sequence(token, batch_first=True)
-    mask = torch.nn.utils.rnn.pad_sequence([torch.ones(n) for n in RESPONSE_LENS], batch_first=True)
-    loss, _, _ = entropy_band_loss(padded, mask, TASK, BANDS.h_min, BANDS.h_max, BANDS.coef)
-    loss.backward()
-    torch.testing.assert_close(ours, torch.cat([t.grad for t in token]))
+    torch.testing.assert_close(ours, whole_batch_hinge_gradient(ent))
 
 
 def test_zero_when_every_task_is_inside_its_band():
@@ -209,12 +214,7 @@ def test_sampled_estimator_puts_the_band_on_minus_log_probs():
     (band_loss - base_loss).backward()
     ours = torch.cat(response_grad(minus_logp.grad, ALL))
 
-    token = [e.clone().requires_grad_(True) for e in ent]
-    padded = torch.nn.utils.rnn.pad_sequence(token, batch_first=True)
-    mask = torch.nn.utils.rnn.pad_sequence([torch.ones(n) for n in RESPONSE_LENS], batch_first=True)
-    loss, _, _ = entropy_band_loss(padded, mask, TASK, BANDS.h_min, BANDS.h_max, BANDS.coef)
-    loss.backward()
-    torch.testing.assert_close(ours, torch.cat([t.grad for t in token]))
+    torch.testing.assert_close(ours, whole_batch_hinge_gradient(ent))
     # the full-vocabulary entropy is not read: a model output without it is fine
     no_entropy = {"log_probs": model_output["log_probs"]}
     again, _ = band_ppo_loss(actor_config(), no_entropy, data)
