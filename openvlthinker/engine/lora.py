@@ -71,8 +71,8 @@ def lora_config(
     """peft's ``LoraConfig`` for the engine keys (the fields verl's FSDP engine sets)."""
     from peft import LoraConfig, TaskType
 
-    def plain(value: Any) -> Any:
-        return list(value) if isinstance(value, list | tuple) else value
+    def plain(value: Any) -> Any:  # a list from YAML may be an omegaconf ListConfig
+        return value if value is None or isinstance(value, str) else [str(x) for x in value]
 
     return LoraConfig(
         task_type=TaskType.CAUSAL_LM,
