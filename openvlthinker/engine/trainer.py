@@ -24,6 +24,13 @@ from openvlthinker.advantage import compute_advantage, estimator_options
 from openvlthinker.advantage.segments import segment_count, segment_sum
 from openvlthinker.data import load_task_data
 from openvlthinker.engine import checkpoint as ckpt
+from openvlthinker.engine.calibrate import (
+    CALIBRATION_FILE,
+    calibrate,
+    load_calibration,
+    log_bounds,
+)
+from openvlthinker.engine.calibration_report import write_report
 from openvlthinker.engine.config import TrainConfig, to_dict
 from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records
 from openvlthinker.engine.logprob import score_tokens
@@ -102,7 +109,8 @@ class Trainer:
         # Rewards first: user scorers register their problem types before the task file loads.
         self.reward_config = RewardConfig.from_dict(cfg.reward)
         load_user_scorers(self.reward_config)
-        self.registry = load_tasks(cfg.data.tasks)
+        # 'auto' bounds are measured from the policy before step 1 (resolve_auto_bounds).
+        self.registry = load_tasks(cfg.data.tasks, allow_auto=True)
         self.tasks = [
             t for t in self.registry if not cfg.data.only_tasks or t in cfg.data.only_tasks
         ]
@@ -117,7 +125,9 @@ class Trainer:
             where=f"{cfg.data.tasks}: problem_types",
         )
         self.advantage_key = cfg.algorithm.advantage_key or self.registry.advantage_key
-        self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
+        self.calibration = None
+        if not self.registry.auto_fields():
+            self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
         self.length_on = self.registry.length_enabled()
 
         model_path = cfg.model.path
@@ -145,12 +155,13 @@ class Trainer:
 
         # Selected by each record's own task: a file listed under one task may hold others.
         train = load_task_data(self.registry, "train")
-        self.train_records = [
+        # Every task's records: calibration also measures tasks that data.only_tasks leaves out.
+        self.all_train_records = [
             r
             for recs in train.values()
             for r in (recs[: cfg.data.max_train_records] if cfg.data.max_train_records else recs)
-            if r.task in self.tasks
         ]
+        self.train_records = [r for r in self.all_train_records if r.task in self.tasks]
         self.sampler = RecordSampler(self.train_records, cfg.data.seed, cfg.data.shuffle)
         val = load_task_data(self.registry, "validation") if self.registry.validation_sets() else {}
         cap = cfg.data.max_val_records
@@ -160,6 +171,7 @@ class Trainer:
             if kept:
                 self.val_sets[name] = kept
         self.step = 0
+        self.resumed_from: Path | None = None
         # Seeded last, so whatever set-up did (building a tiny model or not) the run samples alike.
         torch.manual_seed(cfg.trainer.seed)
         self.tracker: Tracker | None = None
@@ -237,7 +249,8 @@ class Trainer:
                 "problem_type": record.problem_type,
                 "task": record.task,
                 "response_tokens": int(n_tokens),
-                "length_envelope": tuple(spec.length_envelope),
+                # None while 'auto' is being measured: no length term then
+                "length_envelope": spec.length_envelope,
                 "weights": dict(spec.reward_weights),
             }
             if record.options:
@@ -484,6 +497,10 @@ class Trainer:
         return direction, count, float(penalty)
 
     def train_step(self) -> dict[str, float]:
+        if self.registry.auto_fields():
+            raise RuntimeError(
+                "the task file's 'auto' bounds are unresolved: call fit() or resolve_auto_bounds() first"
+            )
         t_step = time.perf_counter()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -623,6 +640,7 @@ class Trainer:
             self.processor,
             self.state_dict(),
             keep=self.cfg.trainer.save_limit,
+            files={CALIBRATION_FILE: self.calibration.to_json()} if self.calibration else None,
         )
 
     def resume(self) -> bool:
@@ -642,14 +660,57 @@ class Trainer:
         ckpt.set_rng_state(state["rng"])
         self.shuffle_gen.set_state(state["shuffle_gen"])
         self.step = state["step"]
+        self.resumed_from = folder
         logger.info("resumed from %s at step %d", folder, self.step)
         return True
+
+    def resolve_auto_bounds(self) -> None:
+        """Measure the task file's ``auto`` bounds on the current policy (method.md section 7)
+        and use them; a resumed run reads them from its checkpoint and never re-measures."""
+        pending = self.registry.auto_fields()
+        if not pending:
+            return
+        saved = self.resumed_from / CALIBRATION_FILE if self.resumed_from else None
+        if saved is not None and saved.is_file():
+            calibration = load_calibration(saved)
+            missing = {
+                t: [f for f in names if f not in calibration.fields.get(t, ())]
+                for t, names in pending.items()
+            }
+            missing = {t: names for t, names in missing.items() if names}
+            if missing:
+                raise ValueError(
+                    f"{saved}: the checkpoint's calibration lacks auto bound(s) {missing} of "
+                    f"{self.cfg.data.tasks}; resume with the task file it was calibrated for"
+                )
+            how = f"auto bounds read from {saved} (not re-calibrated):"
+        else:
+            if saved is not None:
+                logger.warning(
+                    "%s holds no %s: calibrating the resumed policy", saved.parent, CALIBRATION_FILE
+                )
+            t0 = time.perf_counter()
+            calibration = calibrate(self)
+            out = self.out_dir / "calibration" / "tasks_calibrated.yaml"
+            write_report(calibration, self.registry, out)
+            how = f"calibrated before step 1 in {time.perf_counter() - t0:.1f}s (report: {out.parent}):"
+        # Only what is auto here: a bound the file now sets by hand keeps its value.
+        overrides = {
+            t: {f: v for f, v in values.items() if f in pending.get(t, ())}
+            for t, values in calibration.overrides().items()
+        }
+        calibration.fields = {t: tuple(v) for t, v in overrides.items() if v}
+        log_bounds(calibration, how)
+        self.registry = self.registry.with_bounds({t: v for t, v in overrides.items() if v})
+        self.calibration = calibration
+        self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> list[dict[str, Any]]:
         """Train ``trainer.total_steps`` steps; returns the metrics history (one dict per step)."""
         t = self.cfg.trainer
         resumed = self.resume()
+        self.resolve_auto_bounds()
         self._history: list[dict[str, Any]] = []
         self.tracker = Tracker(self.out_dir, t.logger, t.experiment_name, to_dict(self.cfg))
         try:
