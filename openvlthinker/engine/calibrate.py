@@ -242,3 +242,42 @@ def run_calibrate(trainer: Trainer, out: str | Path) -> list[Path]:
         "calibration written in %.1fs: %s", time.perf_counter() - t0, ", ".join(map(str, paths))
     )
     return paths
+
+
+def auto_calibration(trainer: Trainer, resumed_from: Path | None) -> Calibration:
+    """The bounds of the trainer's ``auto`` fields, logged: read from the checkpoint a run
+    resumed from, or else measured now (report under ``<out_dir>/calibration/``)."""
+    pending = trainer.registry.auto_fields()
+    saved = resumed_from / CALIBRATION_FILE if resumed_from is not None else None
+    if saved is not None and saved.is_file():
+        calibration = load_calibration(saved)
+        missing = {
+            task: [f for f in names if f not in calibration.fields.get(task, ())]
+            for task, names in pending.items()
+        }
+        missing = {task: names for task, names in missing.items() if names}
+        if missing:
+            raise ValueError(
+                f"{saved}: the checkpoint's calibration lacks auto bound(s) {missing} of "
+                f"{trainer.cfg.data.tasks}; resume with the task file it was calibrated for"
+            )
+        # Only what is auto now: a bound the file has since set by hand keeps its value.
+        calibration.fields = {task: tuple(names) for task, names in pending.items()}
+        log_bounds(calibration, f"auto bounds read from {saved} (not re-measured):")
+        return calibration
+    if saved is not None:
+        logger.warning(
+            "%s holds no %s: calibrating the resumed policy", resumed_from, CALIBRATION_FILE
+        )
+    from openvlthinker.engine.calibration_report import write_report
+
+    t0 = time.perf_counter()
+    calibration = calibrate(trainer)
+    out = trainer.out_dir / "calibration" / "tasks_calibrated.yaml"
+    write_report(calibration, trainer.registry, out)
+    log_bounds(
+        calibration,
+        f"auto bounds calibrated before step 1 in {time.perf_counter() - t0:.1f}s "
+        f"(report: {out.parent}):",
+    )
+    return calibration

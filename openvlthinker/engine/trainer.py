@@ -24,13 +24,7 @@ from openvlthinker.advantage import compute_advantage, estimator_options
 from openvlthinker.advantage.segments import segment_count, segment_sum
 from openvlthinker.data import load_task_data
 from openvlthinker.engine import checkpoint as ckpt
-from openvlthinker.engine.calibrate import (
-    CALIBRATION_FILE,
-    calibrate,
-    load_calibration,
-    log_bounds,
-)
-from openvlthinker.engine.calibration_report import write_report
+from openvlthinker.engine.calibrate import CALIBRATION_FILE, auto_calibration
 from openvlthinker.engine.config import TrainConfig, to_dict
 from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records
 from openvlthinker.engine.logprob import score_tokens
@@ -665,44 +659,12 @@ class Trainer:
         return True
 
     def resolve_auto_bounds(self) -> None:
-        """Measure the task file's ``auto`` bounds on the current policy (method.md section 7)
-        and use them; a resumed run reads them from its checkpoint and never re-measures."""
-        pending = self.registry.auto_fields()
-        if not pending:
+        """Fill the task file's ``auto`` bounds before step 1 (method.md section 7): measured
+        on the current policy, or read from the resumed checkpoint (never re-measured)."""
+        if not self.registry.auto_fields():
             return
-        saved = self.resumed_from / CALIBRATION_FILE if self.resumed_from else None
-        if saved is not None and saved.is_file():
-            calibration = load_calibration(saved)
-            missing = {
-                t: [f for f in names if f not in calibration.fields.get(t, ())]
-                for t, names in pending.items()
-            }
-            missing = {t: names for t, names in missing.items() if names}
-            if missing:
-                raise ValueError(
-                    f"{saved}: the checkpoint's calibration lacks auto bound(s) {missing} of "
-                    f"{self.cfg.data.tasks}; resume with the task file it was calibrated for"
-                )
-            how = f"auto bounds read from {saved} (not re-calibrated):"
-        else:
-            if saved is not None:
-                logger.warning(
-                    "%s holds no %s: calibrating the resumed policy", saved.parent, CALIBRATION_FILE
-                )
-            t0 = time.perf_counter()
-            calibration = calibrate(self)
-            out = self.out_dir / "calibration" / "tasks_calibrated.yaml"
-            write_report(calibration, self.registry, out)
-            how = f"calibrated before step 1 in {time.perf_counter() - t0:.1f}s (report: {out.parent}):"
-        # Only what is auto here: a bound the file now sets by hand keeps its value.
-        overrides = {
-            t: {f: v for f, v in values.items() if f in pending.get(t, ())}
-            for t, values in calibration.overrides().items()
-        }
-        calibration.fields = {t: tuple(v) for t, v in overrides.items() if v}
-        log_bounds(calibration, how)
-        self.registry = self.registry.with_bounds({t: v for t, v in overrides.items() if v})
-        self.calibration = calibration
+        self.calibration = auto_calibration(self, self.resumed_from)
+        self.registry = self.registry.with_bounds(self.calibration.overrides())
         self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
 
     # ------------------------------------------------------------------ the loop

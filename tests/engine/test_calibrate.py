@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from openvlthinker.cli import main
-from openvlthinker.engine import trainer as trainer_module
+from openvlthinker.engine import calibrate as calibrate_module
 from openvlthinker.engine.calibrate import CALIBRATION_FILE, Calibration
 from openvlthinker.engine.trainer import Trainer
 from openvlthinker.tasks import load_tasks
@@ -162,10 +162,10 @@ def test_auto_calibrates_before_step_1_trains_like_the_calibrated_file_and_resum
     with pytest.raises(Killed):
         first.fit()
 
-    def no_calibration(*args, **kwargs):
-        raise AssertionError("a resumed run must not re-calibrate")
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("a resumed run must not re-measure the policy")
 
-    monkeypatch.setattr(trainer_module, "calibrate", no_calibration)
+    monkeypatch.setattr(calibrate_module, "measure", no_measuring)
     resumed = Trainer(engine_config(*common, "trainer.resume=auto", out="killed", tasks=TWO_TASKS))
     rows = resumed.fit()
     assert resumed.step == 2
