@@ -84,7 +84,8 @@ class Calibration:
                 }
                 for task, m in self.measurements.items()
             }
-        return json.dumps(doc, indent=1, sort_keys=False) + "\n"
+        # Compact with the per-response arrays (they can run to 10^5 numbers), readable without.
+        return json.dumps(doc, indent=None if with_measurements else 1) + "\n"
 
     @classmethod
     def from_json(cls, text: str, *, where: str = CALIBRATION_FILE) -> Calibration:
