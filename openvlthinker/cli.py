@@ -19,6 +19,20 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--config", default=None)
     show.add_argument("overrides", nargs="*")
     sub.add_parser("config-help", help="List every config key with its default and help.")
+    cal = sub.add_parser(
+        "calibrate",
+        help="Measure the policy (no update) and write a task file with shaping bounds set "
+        "from the data (docs/method.md section 7).",
+    )
+    cal.add_argument("--config", default=None, help="YAML config (e.g. configs/tiny_cpu.yaml).")
+    cal.add_argument(
+        "--out", required=True, help="Task file to write; it extends the config's data.tasks."
+    )
+    cal.add_argument(
+        "--batches", type=int, default=None, help="Rollout batches per task (calibration.batches)."
+    )
+    cal.add_argument("overrides", nargs="*", help="Dotted overrides, e.g. rollout.n=8.")
+    cal.add_argument("--log-level", default="INFO", help="Python logging level.")
     return parser
 
 
@@ -30,8 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         for key, default, text in help_table():
             sys.stdout.write(f"{key:48s} {default:28s} {text}\n")
         return 0
+    overrides = list(args.overrides)
+    if getattr(args, "batches", None) is not None:
+        overrides.append(f"calibration.batches={args.batches}")
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides)
     except ConfigError as e:
         sys.stderr.write(f"openvlthinker: {e}\n")
         return 2
@@ -49,11 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from openvlthinker.data import RecordError
     from openvlthinker.engine.trainer import Trainer
+    from openvlthinker.shaping.calibration import CalibrationError
     from openvlthinker.tasks import TaskFileError
 
     try:
         trainer = Trainer(cfg)
-    except (TaskFileError, RecordError) as e:  # bad input: the message names file and key
+        if args.command == "calibrate":
+            from openvlthinker.engine.calibrate import run_calibrate
+
+            run_calibrate(trainer, args.out)
+            return 0
+    except (TaskFileError, RecordError, CalibrationError) as e:  # the message names file and key
         sys.stderr.write(f"openvlthinker: {e}\n")
         return 2
     history = trainer.fit()

@@ -12,6 +12,7 @@ import logging
 import random
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,8 +76,11 @@ def save_checkpoint(
     processor: ProcessorMixin,
     trainer_state: dict[str, Any],
     keep: int = 0,
+    files: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write ``global_step_<step>`` atomically; drop the oldest beyond ``keep`` (0 = keep all)."""
+    """Write ``global_step_<step>`` atomically; drop the oldest beyond ``keep`` (0 = keep all).
+
+    ``files``: name -> text of plain files kept with the checkpoint (e.g. calibration.json)."""
     root = checkpoint_root(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"global_step_{step}"
@@ -86,6 +90,8 @@ def save_checkpoint(
     model.save_pretrained(tmp / "model")
     processor.save_pretrained(tmp / "model")
     torch.save(trainer_state, tmp / "trainer_state.pt")
+    for name, text in (files or {}).items():
+        (tmp / name).write_text(text, encoding="utf-8")
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)

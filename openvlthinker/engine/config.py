@@ -335,6 +335,17 @@ class TrainerConfig:
 
 
 @dataclass
+class CalibrationConfig:
+    batches: int = field(
+        default=4,
+        metadata={
+            "help": "Rollout batches per task (data.rollout_batch_size prompts x rollout.n) that "
+            "`openvlthinker calibrate` and 'auto' task-file bounds measure (method.md section 7)."
+        },
+    )
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "Policy model."})
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Tasks and records."})
@@ -354,6 +365,10 @@ class TrainConfig:
     )
     trainer: TrainerConfig = field(
         default_factory=TrainerConfig, metadata={"help": "Loop, logging, checkpoints."}
+    )
+    calibration: CalibrationConfig = field(
+        default_factory=CalibrationConfig,
+        metadata={"help": "Shaping bounds measured from the policy (auto)."},
     )
 
 
@@ -526,6 +541,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "use sampled or full",
     )
     _check(t.total_steps >= 1, "trainer.total_steps", t.total_steps, "must be >= 1")
+    _check(
+        cfg.calibration.batches >= 1,
+        "calibration.batches",
+        cfg.calibration.batches,
+        "must be >= 1",
+    )
     _check(
         t.val_freq >= 0 and t.save_freq >= 0,
         "trainer.val_freq",

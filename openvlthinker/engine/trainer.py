@@ -25,6 +25,7 @@ from openvlthinker.advantage.segments import segment_count, segment_sum
 from openvlthinker.data import load_task_data
 from openvlthinker.engine import checkpoint as ckpt
 from openvlthinker.engine import lora
+from openvlthinker.engine.calibrate import CALIBRATION_FILE, auto_calibration
 from openvlthinker.engine.config import TrainConfig, to_dict
 from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records
 from openvlthinker.engine.logprob import score_tokens
@@ -103,7 +104,8 @@ class Trainer:
         # Rewards first: user scorers register their problem types before the task file loads.
         self.reward_config = RewardConfig.from_dict(cfg.reward)
         load_user_scorers(self.reward_config)
-        self.registry = load_tasks(cfg.data.tasks)
+        # 'auto' bounds are measured from the policy before step 1 (resolve_auto_bounds).
+        self.registry = load_tasks(cfg.data.tasks, allow_auto=True)
         self.tasks = [
             t for t in self.registry if not cfg.data.only_tasks or t in cfg.data.only_tasks
         ]
@@ -118,7 +120,9 @@ class Trainer:
             where=f"{cfg.data.tasks}: problem_types",
         )
         self.advantage_key = cfg.algorithm.advantage_key or self.registry.advantage_key
-        self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
+        self.calibration = None
+        if not self.registry.auto_fields():
+            self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
         self.length_on = self.registry.length_enabled()
 
         model_path = cfg.model.path
@@ -158,12 +162,13 @@ class Trainer:
 
         # Selected by each record's own task: a file listed under one task may hold others.
         train = load_task_data(self.registry, "train")
-        self.train_records = [
+        # Every task's records: calibration also measures tasks that data.only_tasks leaves out.
+        self.all_train_records = [
             r
             for recs in train.values()
             for r in (recs[: cfg.data.max_train_records] if cfg.data.max_train_records else recs)
-            if r.task in self.tasks
         ]
+        self.train_records = [r for r in self.all_train_records if r.task in self.tasks]
         self.sampler = RecordSampler(self.train_records, cfg.data.seed, cfg.data.shuffle)
         val = load_task_data(self.registry, "validation") if self.registry.validation_sets() else {}
         cap = cfg.data.max_val_records
@@ -173,6 +178,7 @@ class Trainer:
             if kept:
                 self.val_sets[name] = kept
         self.step = 0
+        self.resumed_from: Path | None = None
         # Seeded last, so whatever set-up did (building a tiny model or not) the run samples alike.
         torch.manual_seed(cfg.trainer.seed)
         self.tracker: Tracker | None = None
@@ -269,7 +275,8 @@ class Trainer:
                 "problem_type": record.problem_type,
                 "task": record.task,
                 "response_tokens": int(n_tokens),
-                "length_envelope": tuple(spec.length_envelope),
+                # None while 'auto' is being measured: no length term then
+                "length_envelope": spec.length_envelope,
                 "weights": dict(spec.reward_weights),
             }
             if record.options:
@@ -518,6 +525,10 @@ class Trainer:
         return direction, count, float(penalty)
 
     def train_step(self) -> dict[str, float]:
+        if self.registry.auto_fields():
+            raise RuntimeError(
+                "the task file's 'auto' bounds are unresolved: call fit() or resolve_auto_bounds() first"
+            )
         t_step = time.perf_counter()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
@@ -657,6 +668,7 @@ class Trainer:
             self.processor,
             self.state_dict(),
             keep=self.cfg.trainer.save_limit,
+            files={CALIBRATION_FILE: self.calibration.to_json()} if self.calibration else None,
         )
 
     def resume(self) -> bool:
@@ -676,14 +688,25 @@ class Trainer:
         ckpt.set_rng_state(state["rng"])
         self.shuffle_gen.set_state(state["shuffle_gen"])
         self.step = state["step"]
+        self.resumed_from = folder
         logger.info("resumed from %s at step %d", folder, self.step)
         return True
+
+    def resolve_auto_bounds(self) -> None:
+        """Fill the task file's ``auto`` bounds before step 1 (method.md section 7): measured
+        on the current policy, or read from the resumed checkpoint (never re-measured)."""
+        if not self.registry.auto_fields():
+            return
+        self.calibration = auto_calibration(self, self.resumed_from)
+        self.registry = self.registry.with_bounds(self.calibration.overrides())
+        self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> list[dict[str, Any]]:
         """Train ``trainer.total_steps`` steps; returns the metrics history (one dict per step)."""
         t = self.cfg.trainer
         resumed = self.resume()
+        self.resolve_auto_bounds()
         self._history: list[dict[str, Any]] = []
         self.tracker = Tracker(self.out_dir, t.logger, t.experiment_name, to_dict(self.cfg))
         try:

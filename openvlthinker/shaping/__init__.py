@@ -1,4 +1,5 @@
-"""Per-task shaping of method.md sections 2 (response length) and 3 (entropy band)."""
+"""Per-task shaping of method.md sections 2 (response length) and 3 (entropy band); the
+calibration rule of section 7 lives in :mod:`openvlthinker.shaping.calibration`."""
 
 from openvlthinker.shaping.entropy import (
     entropy_band_direction,

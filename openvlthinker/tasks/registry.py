@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,14 @@ ON_ERROR = ("fail", "skip")
 REWARD_COMPONENTS = ("correctness", "format", "structure")
 DEFAULT_REWARD_WEIGHTS = {"correctness": 0.9, "format": 0.1, "structure": 1.0}
 DEFAULT_ENTROPY_BAND = (0.2, 0.6, 0.02)
+#: A task's declared response-length intent; the calibration rule shifts the envelope by it
+#: (method.md section 7).
+LENGTH_INTENTS = ("short", "medium", "long")
+DEFAULT_LENGTH_INTENT = "medium"
+#: The value that asks for a bound measured from the policy (method.md section 7).
+AUTO = "auto"
+#: Bounds that may be ``auto``, as :meth:`TaskRegistry.auto_fields` names them.
+AUTO_FIELDS = ("length_envelope", "h_min", "h_max")
 #: Why a trainer refuses ``reward.weights``: every task's weights come from its task file.
 WEIGHTS_FROM_TASKS = (
     "the weights come from the task file's reward_weights and length_weight, set them there"
@@ -71,14 +79,20 @@ class TaskSpec:
     problem_types: tuple[str, ...] = field(
         metadata={"help": "Canonical problem types (answer formats) this task contains."}
     )
-    length_envelope: tuple[int, int, int, int] = field(
-        metadata={"help": "(L_min, L_low, L_high, L_max) in tokens, method.md section 2."}
+    length_envelope: tuple[int, int, int, int] | None = field(
+        metadata={
+            "help": "(L_min, L_low, L_high, L_max) in tokens, method.md section 2; None while "
+            "'auto' awaits its calibration."
+        }
     )
     length_weight: float = field(
         metadata={"help": "Weight of the length trapezoid in the overall reward."}
     )
-    entropy_band: tuple[float, float, float] = field(
-        metadata={"help": "(H_min, H_max, coef) of the entropy hinge, method.md section 3."}
+    entropy_band: tuple[float | None, float | None, float] = field(
+        metadata={
+            "help": "(H_min, H_max, coef) of the entropy hinge, method.md section 3; a bound is "
+            "None while 'auto' awaits its calibration."
+        }
     )
     reward_weights: Mapping[str, float] = field(
         metadata={"help": "Weights of correctness/format/structure, plus length = length_weight."}
@@ -88,6 +102,10 @@ class TaskSpec:
     )
     validation: tuple[ValidationSet, ...] = field(
         default=(), metadata={"help": "Validation sets of the task."}
+    )
+    length_intent: str = field(
+        default=DEFAULT_LENGTH_INTENT,
+        metadata={"help": "short, medium or long: where calibration puts the envelope."},
     )
 
 
@@ -121,9 +139,38 @@ class TaskRegistry(Mapping[str, TaskSpec]):
                 return i
         raise KeyError(f"unknown task {key!r}; known: {', '.join(self.tasks)}")
 
+    def auto_fields(self) -> dict[str, tuple[str, ...]]:
+        """Task key -> the bounds still ``auto`` (of :data:`AUTO_FIELDS`); tasks with none left out."""
+        out = {}
+        for key, spec in self.tasks.items():
+            names = (
+                ("length_envelope",) * (spec.length_envelope is None)
+                + ("h_min",) * (spec.entropy_band[0] is None)
+                + ("h_max",) * (spec.entropy_band[1] is None)
+            )
+            if names:
+                out[key] = names
+        return out
+
+    def with_bounds(self, bounds: Mapping[str, Mapping[str, Any]]) -> TaskRegistry:
+        """A copy with calibrated bounds: task -> {length_envelope?, h_min?, h_max?}.
+
+        Checked like the task file (ordering, ranges); an error names the task and the key."""
+        source = self.source or Path("<task registry>")
+        tasks = dict(self.tasks)
+        for key, values in bounds.items():
+            tasks[key] = _calibrated(self[key], values, source)
+        return replace(self, tasks=tasks)
+
     def entropy_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-task entropy bands as float32 tensors ``(h_min[K], h_max[K], coef[K])``."""
         import torch
+
+        pending = {k: v for k, v in self.auto_fields().items() if set(v) & {"h_min", "h_max"}}
+        if pending:
+            raise ValueError(
+                f"entropy bands of task(s) {sorted(pending)} are 'auto' and not calibrated yet"
+            )
 
         bands = torch.tensor([t.entropy_band for t in self.tasks.values()], dtype=torch.float32)
         bands = bands.reshape(len(self.tasks), 3)
@@ -152,7 +199,13 @@ class TaskRegistry(Mapping[str, TaskSpec]):
 
 _TOP_KEYS = {"advantage_key", "data_root", "data", "defaults", "tasks", "extends"}
 _DATA_KEYS = {"on_error", "field_map", "check_images"}
-_DEFAULT_KEYS = {"length_envelope", "length_weight", "entropy_band", "reward_weights"}
+_DEFAULT_KEYS = {
+    "length_envelope",
+    "length_intent",
+    "length_weight",
+    "entropy_band",
+    "reward_weights",
+}
 _TASK_KEYS = {"domain", "problem_types", "train", "validation"} | _DEFAULT_KEYS
 _BAND_KEYS = ("h_min", "h_max", "coef")
 _FILE_KEYS = {"path", "image_root", "field_map"}
@@ -242,9 +295,23 @@ def _number(value: Any, where: str, *, integer: bool = False) -> float:
     return int(value) if integer else float(value)
 
 
-def _envelope(value: Any, where: str) -> tuple[int, int, int, int]:
+def _auto_refused(where: str) -> TaskFileError:
+    return TaskFileError(
+        f"{where}: 'auto' is measured from the policy before training: `openvlthinker train` "
+        "does it at start-up; anywhere else run `openvlthinker calibrate --config CONFIG --out "
+        "TASKS_OUT.yaml` first and pass TASKS_OUT.yaml"
+    )
+
+
+def _envelope(value: Any, where: str, *, allow_auto: bool) -> tuple[int, int, int, int] | None:
+    if value == AUTO:
+        if not allow_auto:
+            raise _auto_refused(where)
+        return None
     if not isinstance(value, list | tuple) or len(value) != 4:
-        raise TaskFileError(f"{where}: must be [L_min, L_low, L_high, L_max], got {value!r}")
+        raise TaskFileError(
+            f"{where}: must be [L_min, L_low, L_high, L_max] or {AUTO!r}, got {value!r}"
+        )
     lmin, low, high, lmax = (_number(v, where, integer=True) for v in value)
     if not (0 <= lmin < low <= high < lmax):
         raise TaskFileError(
@@ -253,7 +320,7 @@ def _envelope(value: Any, where: str) -> tuple[int, int, int, int]:
     return lmin, low, high, lmax
 
 
-def _band(value: Any, where: str) -> tuple[float, float, float]:
+def _band(value: Any, where: str, *, allow_auto: bool) -> tuple[float | None, float | None, float]:
     if not isinstance(value, dict):
         raise TaskFileError(f"{where}: must be a mapping with {list(_BAND_KEYS)}, got {value!r}")
     unknown = set(value) - set(_BAND_KEYS)
@@ -262,12 +329,47 @@ def _band(value: Any, where: str) -> tuple[float, float, float]:
         raise TaskFileError(
             f"{where}: needs exactly {list(_BAND_KEYS)}; unknown {sorted(unknown)}, missing {sorted(missing)}"
         )
-    h_min, h_max, coef = (_number(value[k], f"{where}.{k}") for k in _BAND_KEYS)
-    if not (0 <= h_min < h_max):
+    bounds: dict[str, float | None] = {}
+    for k in ("h_min", "h_max"):
+        if value[k] == AUTO:
+            if not allow_auto:
+                raise _auto_refused(f"{where}.{k}")
+            bounds[k] = None
+        else:
+            bounds[k] = _number(value[k], f"{where}.{k}")
+    h_min, h_max = bounds["h_min"], bounds["h_max"]
+    coef = _number(value["coef"], f"{where}.coef")
+    if h_min is not None and h_min < 0:
+        raise TaskFileError(f"{where}.h_min: must be >= 0, got {h_min}")
+    if h_min is not None and h_max is not None and not h_min < h_max:
         raise TaskFileError(f"{where}: need 0 <= h_min < h_max, got h_min={h_min}, h_max={h_max}")
+    if h_max is not None and h_max <= 0:
+        raise TaskFileError(f"{where}.h_max: must be > 0, got {h_max}")
     if coef < 0:
         raise TaskFileError(f"{where}.coef: must be >= 0, got {coef}")
     return h_min, h_max, coef
+
+
+def _calibrated(spec: TaskSpec, values: Mapping[str, Any], source: Path) -> TaskSpec:
+    """``spec`` with the bounds in ``values`` (of :data:`AUTO_FIELDS`) replaced and checked."""
+    unknown = set(values) - set(AUTO_FIELDS)
+    if unknown:
+        raise TaskFileError(
+            f"{source}: task {spec.key!r}: unknown calibrated bound(s) {sorted(unknown)}; "
+            f"known: {list(AUTO_FIELDS)}"
+        )
+    envelope = spec.length_envelope
+    if "length_envelope" in values:
+        envelope = _envelope(
+            list(values["length_envelope"]),
+            f"{_where(source, spec.key, 'length_envelope')} (calibrated)",
+            allow_auto=False,
+        )
+    h_min, h_max, coef = spec.entropy_band
+    band = {"h_min": values.get("h_min", h_min), "h_max": values.get("h_max", h_max), "coef": coef}
+    band = {k: AUTO if v is None else v for k, v in band.items()}
+    where = f"{_where(source, spec.key, 'entropy_band')} (calibrated)"
+    return replace(spec, length_envelope=envelope, entropy_band=_band(band, where, allow_auto=True))
 
 
 def _weights(value: Any, where: str) -> dict[str, float]:
@@ -342,7 +444,13 @@ def _files(
 
 
 def _task(
-    key: str, body: Any, defaults: dict[str, Any], path: Path, root: Path, check_files: bool
+    key: str,
+    body: Any,
+    defaults: dict[str, Any],
+    path: Path,
+    root: Path,
+    check_files: bool,
+    allow_auto: bool,
 ) -> TaskSpec:
     if not isinstance(key, str) or not key or "/" in key:
         raise TaskFileError(f"{path}: task key {key!r} must be a non-empty string without '/'")
@@ -386,6 +494,11 @@ def _task(
         raise TaskFileError(
             f"{_where(path, key, 'length_weight')}: must be >= 0, got {length_weight}"
         )
+    intent = merged.get("length_intent", DEFAULT_LENGTH_INTENT)
+    if intent not in LENGTH_INTENTS:
+        raise TaskFileError(
+            f"{_where(path, key, 'length_intent')}: {intent!r} is unknown; known: {list(LENGTH_INTENTS)}"
+        )
     weights = dict(DEFAULT_REWARD_WEIGHTS)
     weights.update(_weights(merged.get("reward_weights", {}), _where(path, key, "reward_weights")))
     weights["length"] = length_weight
@@ -393,11 +506,14 @@ def _task(
         key=key,
         domain=domain,
         problem_types=tuple(types),
-        length_envelope=_envelope(need("length_envelope"), _where(path, key, "length_envelope")),
+        length_envelope=_envelope(
+            need("length_envelope"), _where(path, key, "length_envelope"), allow_auto=allow_auto
+        ),
         length_weight=length_weight,
         entropy_band=_band(
             merged.get("entropy_band", dict(zip(_BAND_KEYS, DEFAULT_ENTROPY_BAND))),
             _where(path, key, "entropy_band"),
+            allow_auto=allow_auto,
         ),
         reward_weights=weights,
         train=tuple(
@@ -420,14 +536,19 @@ def _task(
                 check_files=check_files,
             )
         ),
+        length_intent=intent,
     )
 
 
-def load_tasks(path: str | Path, *, check_files: bool = True) -> TaskRegistry:
+def load_tasks(
+    path: str | Path, *, check_files: bool = True, allow_auto: bool = False
+) -> TaskRegistry:
     """Load and validate a task file once; errors name the file, task and key.
 
     ``extends: other.yaml`` deep-merges this file over another (mappings merge, lists
     replace), which is how a small run overrides the envelopes of the shipped file.
+    ``auto`` bounds are an error unless ``allow_auto`` (the caller then calibrates them, see
+    :meth:`TaskRegistry.auto_fields` and :meth:`TaskRegistry.with_bounds`).
     """
     path = Path(path)
     data = _read_with_extends(path)
@@ -463,7 +584,8 @@ def load_tasks(path: str | Path, *, check_files: bool = True) -> TaskRegistry:
         raise TaskFileError(f"{_where(path, None, 'tasks')}: must be a non-empty mapping of tasks")
     root = Path(data["data_root"])
     tasks = {
-        key: _task(key, body, defaults, path, root, check_files) for key, body in tasks_raw.items()
+        key: _task(key, body, defaults, path, root, check_files, allow_auto)
+        for key, body in tasks_raw.items()
     }
     seen: dict[str, str] = {}
     for spec in tasks.values():
@@ -484,3 +606,20 @@ def load_tasks(path: str | Path, *, check_files: bool = True) -> TaskRegistry:
     )
     logger.info("loaded %d tasks from %s: %s", len(tasks), path, ", ".join(tasks))
     return registry
+
+
+def auto_bounds(path: str | Path) -> dict[str, list[str]]:
+    """Task key -> its bounds set to ``auto`` (of :data:`AUTO_FIELDS`) in a task file, read
+    without validating the rest (for a consumer that refuses ``auto`` before loading)."""
+    data = _read_with_extends(Path(path))
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    tasks = data.get("tasks") if isinstance(data.get("tasks"), dict) else {}
+    out: dict[str, list[str]] = {}
+    for key, body in tasks.items():
+        merged = {**defaults, **(body if isinstance(body, dict) else {})}
+        band = merged.get("entropy_band") if isinstance(merged.get("entropy_band"), dict) else {}
+        names = ["length_envelope"] if merged.get("length_envelope") == AUTO else []
+        names += [k for k in ("h_min", "h_max") if band.get(k) == AUTO]
+        if names:
+            out[str(key)] = names
+    return out

@@ -307,6 +307,21 @@ def _check_estimator(cfg: DictConfig, settings: PluginSettings) -> None:
         )
 
 
+def refuse_auto_bounds(task_file: str) -> None:
+    """verl gets measured bounds, never ``auto``: a calibration must not hide in the Ray job."""
+    from openvlthinker.tasks.registry import auto_bounds
+
+    auto = auto_bounds(task_file)
+    if auto:
+        listed = "; ".join(f"{task}: {', '.join(names)}" for task, names in auto.items())
+        raise ValueError(
+            f"{SECTION}.tasks: {task_file} sets shaping bounds to 'auto' ({listed}); "
+            "openvlthinker-verl does not calibrate inside the Ray job: run `openvlthinker "
+            "calibrate --config ENGINE_CONFIG --out TASKS_OUT.yaml` first (same model and "
+            f"task file) and pass its output: {SECTION}.tasks=TASKS_OUT.yaml"
+        )
+
+
 def validate(cfg: DictConfig, *, defaults: DictConfig | None = None) -> PluginSettings:
     """All load-time checks: our section, unknown keys in verl's sections, the estimator,
     the trainer mode, the entropy band's needs and verl's own ``validate_config``."""
@@ -320,6 +335,7 @@ def validate(cfg: DictConfig, *, defaults: DictConfig | None = None) -> PluginSe
         )
     if not Path(settings.tasks).is_file():
         raise FileNotFoundError(f"{SECTION}.tasks: task file {settings.tasks} does not exist")
+    refuse_auto_bounds(settings.tasks)
     registry, reward = load_registry(settings)
     from openvlthinker.rewards import validate_problem_types
 

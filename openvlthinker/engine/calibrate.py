@@ -1,0 +1,284 @@
+"""Measure the policy for the calibration rule (method.md section 7) and keep the result.
+
+:func:`measure` runs the trainer's current policy, with no update, on
+``calibration.batches`` rollout batches of each task's training prompts (the rollout,
+reward and log-prob code of a training step) and returns per-task
+:class:`~openvlthinker.shaping.calibration.TaskMeasurements`. :func:`calibrate` turns them
+into bounds for the task file's ``auto`` fields (or, when it has none, every task's
+envelope and band). Sampling runs on its own seeded RNG stream, so a run that calibrates
+at start-up trains exactly like a run given the calibrated file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from openvlthinker.engine.data import RecordSampler
+from openvlthinker.shaping.calibration import TaskBounds, TaskMeasurements, derive_bounds
+from openvlthinker.tasks.registry import AUTO_FIELDS, TaskRegistry
+
+if TYPE_CHECKING:
+    from openvlthinker.engine.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+#: The calibration kept in a checkpoint folder (plain JSON: resume reads it, never re-measures).
+CALIBRATION_FILE = "calibration.json"
+#: Offset of the calibration's RNG stream from trainer.seed (validation uses +10_000).
+SEED_OFFSET = 20_000
+FORMAT = 1
+
+
+@dataclass
+class Calibration:
+    """Derived bounds of the tasks named in ``fields`` (task -> the bounds it derives).
+
+    ``measurements`` is empty when read back from a checkpoint (only bounds are kept there).
+    """
+
+    task_file: str
+    settings: dict[str, Any]
+    fields: dict[str, tuple[str, ...]]
+    bounds: dict[str, TaskBounds]
+    measurements: dict[str, TaskMeasurements] = field(default_factory=dict)
+
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        """Task -> {bound: value} for the derived bounds only (for TaskRegistry.with_bounds)."""
+        out = {}
+        for task, names in self.fields.items():
+            b = self.bounds[task]
+            values = {
+                "length_envelope": list(b.length_envelope),
+                "h_min": b.h_min,
+                "h_max": b.h_max,
+            }
+            out[task] = {name: values[name] for name in names}
+        return out
+
+    def to_json(self, *, with_measurements: bool = False) -> str:
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "task_file": self.task_file,
+            "settings": self.settings,
+            "tasks": {
+                task: {"fields": list(names), **asdict(self.bounds[task])}
+                for task, names in self.fields.items()
+            },
+        }
+        if with_measurements:
+            doc["measurements"] = {
+                task: {
+                    "max_new_tokens": m.max_new_tokens,
+                    **{
+                        k: np.asarray(getattr(m, k)).tolist()
+                        for k in ("lengths", "entropy", "correctness", "reward")
+                    },
+                }
+                for task, m in self.measurements.items()
+            }
+        # Compact with the per-response arrays (they can run to 10^5 numbers), readable without.
+        return json.dumps(doc, indent=None if with_measurements else 1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str = CALIBRATION_FILE) -> Calibration:
+        try:
+            doc = json.loads(text)
+            if doc.get("format") != FORMAT:
+                raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
+            fields, bounds = {}, {}
+            for task, row in doc["tasks"].items():
+                fields[task] = tuple(row["fields"])
+                bounds[task] = TaskBounds(
+                    length_envelope=tuple(row["length_envelope"]),
+                    h_min=float(row["h_min"]),
+                    h_max=float(row["h_max"]),
+                    notes=dict(row.get("notes", {})),
+                    evidence=dict(row.get("evidence", {})),
+                )
+            measurements = {
+                task: TaskMeasurements(
+                    lengths=np.asarray(row["lengths"], dtype=np.int64),
+                    entropy=np.asarray(row["entropy"], dtype=np.float64),
+                    correctness=np.asarray(row["correctness"], dtype=np.float64),
+                    reward=np.asarray(row["reward"], dtype=np.float64),
+                    max_new_tokens=int(row["max_new_tokens"]),
+                )
+                for task, row in doc.get("measurements", {}).items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{where}: not a calibration file: {e}") from e
+        return cls(doc["task_file"], dict(doc["settings"]), fields, bounds, measurements)
+
+
+def fields_to_derive(registry: TaskRegistry) -> dict[str, tuple[str, ...]]:
+    """The task file's ``auto`` bounds; when it marks none, every bound of every task."""
+    return registry.auto_fields() or {task: AUTO_FIELDS for task in registry}
+
+
+@torch.no_grad()
+def measure_task(trainer: Trainer, task: str, batches: int) -> TaskMeasurements:
+    """``batches`` rollout batches of ``task``'s training prompts under the current policy."""
+    cfg = trainer.cfg
+    records = [r for r in trainer.all_train_records if r.task == task]
+    if not records:
+        raise ValueError(f"{cfg.data.tasks}: task {task!r} has no training record to calibrate on")
+    sampler = RecordSampler(records, cfg.data.seed, cfg.data.shuffle)
+    n = cfg.rollout.n
+    lengths, entropy, correctness, reward = [], [], [], []
+    for _ in range(batches):
+        b_records = sampler.next(cfg.data.rollout_batch_size)
+        encoded = trainer._encode(b_records)
+        rollout = trainer._generate(
+            encoded.batch.repeat(n), temperature=cfg.rollout.temperature, greedy=False
+        )
+        scores = trainer._score(
+            rollout,
+            [r for r in b_records for _ in range(n)],
+            [s for s in encoded.model_image_sizes for _ in range(n)],
+        )
+        mask = rollout.response_mask.to(torch.float64)
+        token_entropy = torch.cat(
+            [
+                trainer._token_entropy(
+                    trainer._forward(trainer.policy, rollout.select(mb), with_grad=False)
+                )
+                for mb in trainer.micro_batches(torch.arange(rollout.size))
+            ]
+        ).to(torch.float64)
+        n_tokens = mask.sum(-1)
+        lengths.append(n_tokens.cpu())
+        entropy.append(((token_entropy * mask).sum(-1) / n_tokens.clamp_min(1)).cpu())
+        correctness += [float(s["correctness"]) for s in scores]
+        reward += [float(s["overall"]) for s in scores]
+    return TaskMeasurements(
+        lengths=torch.cat(lengths).long().numpy(),
+        entropy=torch.cat(entropy).numpy(),
+        correctness=np.asarray(correctness),
+        reward=np.asarray(reward),
+        max_new_tokens=cfg.rollout.max_new_tokens,
+    )
+
+
+def measure(trainer: Trainer, tasks: list[str], batches: int) -> dict[str, TaskMeasurements]:
+    """:func:`measure_task` for each task, each on its own seeded stream (trainer.seed +
+    SEED_OFFSET + the task's index), outside the training RNG stream."""
+    device = trainer.device
+    out = {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for task in tasks:
+            t0 = time.perf_counter()
+            torch.manual_seed(trainer.cfg.trainer.seed + SEED_OFFSET + trainer.registry.index(task))
+            out[task] = measure_task(trainer, task, batches)
+            logger.info(
+                "calibration: measured %s on %d responses in %.1fs",
+                task,
+                len(out[task].lengths),
+                time.perf_counter() - t0,
+            )
+    return out
+
+
+def settings_of(trainer: Trainer, batches: int) -> dict[str, Any]:
+    """What the measurement depended on, written into every calibration output."""
+    cfg = trainer.cfg
+    tiny = cfg.model.tiny
+    return {
+        "model": cfg.model.path or f"tiny {tiny.architecture} (model.tiny, seed {tiny.seed})",
+        "batches": batches,
+        "prompts_per_batch": cfg.data.rollout_batch_size,
+        "responses_per_prompt": cfg.rollout.n,
+        "temperature": cfg.rollout.temperature,
+        "max_new_tokens": cfg.rollout.max_new_tokens,
+        "entropy_estimator": cfg.actor.entropy_band.estimator,
+        "seed": cfg.trainer.seed + SEED_OFFSET,
+    }
+
+
+def calibrate(trainer: Trainer, batches: int | None = None) -> Calibration:
+    """Measure the trainer's policy and derive the bounds of :func:`fields_to_derive`."""
+    registry = trainer.registry
+    batches = batches or trainer.cfg.calibration.batches
+    fields = fields_to_derive(registry)
+    measurements = measure(trainer, list(fields), batches)
+    bounds = {
+        task: derive_bounds(m, registry[task].length_intent, task=task)
+        for task, m in measurements.items()
+    }
+    return Calibration(
+        task_file=str(registry.source),
+        settings=settings_of(trainer, batches),
+        fields=fields,
+        bounds=bounds,
+        measurements=measurements,
+    )
+
+
+def log_bounds(calibration: Calibration, how: str) -> None:
+    for task, values in calibration.overrides().items():
+        logger.info("%s %s: %s", how, task, ", ".join(f"{k}={v}" for k, v in values.items()))
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    path = Path(path)
+    return Calibration.from_json(path.read_text(encoding="utf-8"), where=str(path))
+
+
+def run_calibrate(trainer: Trainer, out: str | Path) -> list[Path]:
+    """``openvlthinker calibrate``: measure, derive, write ``out`` and its report."""
+    from openvlthinker.engine.calibration_report import write_report
+
+    t0 = time.perf_counter()
+    calibration = calibrate(trainer)
+    log_bounds(calibration, "calibrated")
+    paths = write_report(calibration, trainer.registry, out)
+    logger.info(
+        "calibration written in %.1fs: %s", time.perf_counter() - t0, ", ".join(map(str, paths))
+    )
+    return paths
+
+
+def auto_calibration(trainer: Trainer, resumed_from: Path | None) -> Calibration:
+    """The bounds of the trainer's ``auto`` fields, logged: read from the checkpoint a run
+    resumed from, or else measured now (report under ``<out_dir>/calibration/``)."""
+    pending = trainer.registry.auto_fields()
+    saved = resumed_from / CALIBRATION_FILE if resumed_from is not None else None
+    if saved is not None and saved.is_file():
+        calibration = load_calibration(saved)
+        missing = {
+            task: [f for f in names if f not in calibration.fields.get(task, ())]
+            for task, names in pending.items()
+        }
+        missing = {task: names for task, names in missing.items() if names}
+        if missing:
+            raise ValueError(
+                f"{saved}: the checkpoint's calibration lacks auto bound(s) {missing} of "
+                f"{trainer.cfg.data.tasks}; resume with the task file it was calibrated for"
+            )
+        # Only what is auto now: a bound the file has since set by hand keeps its value.
+        calibration.fields = {task: tuple(names) for task, names in pending.items()}
+        log_bounds(calibration, f"auto bounds read from {saved} (not re-measured):")
+        return calibration
+    if saved is not None:
+        logger.warning(
+            "%s holds no %s: calibrating the resumed policy", resumed_from, CALIBRATION_FILE
+        )
+    from openvlthinker.engine.calibration_report import write_report
+
+    t0 = time.perf_counter()
+    calibration = calibrate(trainer)
+    out = trainer.out_dir / "calibration" / "tasks_calibrated.yaml"
+    write_report(calibration, trainer.registry, out)
+    log_bounds(
+        calibration,
+        f"auto bounds calibrated before step 1 in {time.perf_counter() - t0:.1f}s "
+        f"(report: {out.parent}):",
+    )
+    return calibration
