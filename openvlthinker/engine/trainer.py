@@ -67,7 +67,11 @@ def default_num_threads(cores: int | None = None, load: float | None = None) -> 
     Why the load: torch's threads meet at a barrier in every parallel op, so a thread
     waiting for a core held by another job stalls them all. On 2 cores at load 8 the tiny
     run took 64-137 s per step with 2 threads and 7-12 s with 1 (docs/engine.md).
+    An ``OMP_NUM_THREADS`` set in the environment is the user's choice and wins.
     """
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
     if cores is None:
         try:
             cores = len(os.sched_getaffinity(0))

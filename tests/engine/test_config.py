@@ -145,11 +145,14 @@ def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path):
 def test_thread_default_is_the_usable_cores_less_the_busy_ones(monkeypatch):
     from openvlthinker.engine.trainer import default_num_threads
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert default_num_threads(cores=8, load=0.7) == 8
     assert default_num_threads(cores=8, load=2.5) == 6
     assert default_num_threads(cores=2, load=8.4) == 1  # an overloaded machine: one thread
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 2, 5})  # e.g. taskset -c 0,2,5
     monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.0, 0.0))
     assert default_num_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's own choice wins
+    assert default_num_threads(cores=8, load=0.0) == 1
     with pytest.raises(ConfigError, match=r"trainer.num_threads=0: must be >= 1 or null"):
         load_config(None, ["trainer.num_threads=0"])
