@@ -763,12 +763,12 @@ class Trainer:
             path = plot_history(history, self.out_dir / "training_curves.png")
             logger.info("plot written to %s", path)
         last = history[-1] if history else {"step": self.step}
-        shown = " ".join(
-            f"{k}={last[k]:.4g}" for k in ("train/reward", "val/macro/reward") if k in last
+        shown = "".join(
+            f" {k}={last[k]:.4g}" for k in ("train/reward", "val/macro/reward") if k in last
         )
         latest = ckpt.latest_checkpoint(self.out_dir)
         logger.info(
-            "finished step %d %s; outputs in %s (%s)",
+            "finished step %d%s; outputs in %s (%s)",
             last["step"],
             shown,
             self.out_dir,
