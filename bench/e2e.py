@@ -68,6 +68,7 @@ def main() -> int:
                 f"trainer.out_dir={out}",
                 f"trainer.total_steps={args.steps + 1}",
                 "trainer.val_freq=0",
+                "trainer.val_before_train=false",
                 "trainer.save_freq=0",
                 "trainer.resume=disable",
                 "trainer.logger=[jsonl]",
@@ -105,7 +106,7 @@ def main() -> int:
     )
     default_steps = default.trainer.total_steps
     freq = default.trainer.val_freq
-    val_runs = (default_steps // freq + int(default.trainer.val_before_train)) if freq else 0
+    val_runs = (default_steps // freq if freq else 0) + int(default.trainer.val_before_train)
     projected = setup + default_steps * step + val_runs * val_time
     print(
         f"projected default run ({default_steps} steps, {val_runs} validations): "

@@ -17,6 +17,9 @@
 #   sbatch --nodes=4 local_scripts/run_g2rpo_rl_slurm.sh [key=value ...]
 #   local_scripts/run_g2rpo_rl_slurm.sh --dry-run [key=value ...]   # print, run nothing
 #
+# --dry-run outside SLURM: SLURM_NNODES=2 SLURM_JOB_NODELIST='gpu[01-02]' ... --dry-run
+# (the node list is expanded without scontrol when it is absent).
+#
 # key=value arguments are Hydra overrides for the training command. Requeue-safe: the
 # checkpoint directory does not depend on the job id and verl resumes from its latest
 # checkpoint (trainer.resume_mode=auto); SIGUSR1 (600 s before the time limit) requeues.
@@ -93,9 +96,64 @@ requeue() {
 }
 trap requeue USR1
 
-mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
+# SLURM's compressed host list (gpu[01-03,07],cpu5) -> one host per line, without scontrol:
+# the --dry-run preview works on a machine outside the cluster. Every bracket range expands
+# in order, keeping its zero padding (rack[1-2]-gpu[01-02] gives four hosts).
+expand_hostlist() {
+    local list=$1 item="" depth=0 char i
+    for ((i = 0; i < ${#list}; i++)); do
+        char=${list:i:1}
+        case "$char" in
+            "[") depth=$((depth + 1)) ;;
+            "]") depth=$((depth - 1)) ;;
+        esac
+        if [ "$char" = "," ] && [ "$depth" -eq 0 ]; then
+            expand_host "$item"
+            item=""
+        else
+            item+=$char
+        fi
+    done
+    if [ -n "$item" ]; then
+        expand_host "$item"
+    fi
+}
+
+expand_host() {
+    local host=$1 prefix ranges rest range lo hi n
+    if [[ "$host" != *"["* ]]; then
+        echo "$host"
+        return
+    fi
+    prefix=${host%%\[*}
+    ranges=${host#*\[}
+    rest=${ranges#*\]}
+    ranges=${ranges%%\]*}
+    local IFS=,
+    for range in $ranges; do
+        lo=${range%-*}
+        hi=${range#*-}
+        if ! [[ "$lo" =~ ^[0-9]+$ && "$hi" =~ ^[0-9]+$ ]]; then
+            echo "SLURM_JOB_NODELIST: cannot expand '$host' (range '$range')" >&2
+            return 1
+        fi
+        for ((n = 10#$lo; n <= 10#$hi; n++)); do
+            expand_host "$prefix$(printf '%0*d' "${#lo}" "$n")$rest"
+        done
+    done
+}
+
+if command -v scontrol >/dev/null; then
+    mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
+elif [ "$DRY_RUN" -eq 1 ]; then
+    HOSTS=$(expand_hostlist "$SLURM_JOB_NODELIST") || exit 1
+    mapfile -t NODES <<<"$HOSTS"
+else
+    echo "scontrol not found: run under sbatch (or preview with --dry-run)" >&2
+    exit 1
+fi
 if [ "${#NODES[@]}" -ne "$SLURM_NNODES" ]; then
-    echo "SLURM_JOB_NODELIST expands to ${#NODES[@]} nodes, SLURM_NNODES is $SLURM_NNODES" >&2
+    echo "SLURM_JOB_NODELIST expands to ${#NODES[@]} nodes (${NODES[*]}), SLURM_NNODES is $SLURM_NNODES" >&2
     exit 1
 fi
 HEAD=${NODES[0]}

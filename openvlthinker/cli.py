@@ -1,4 +1,4 @@
-"""Command line: ``openvlthinker train --config configs/tiny_cpu.yaml key=value ...``."""
+"""Command line: ``openvlthinker train|calibrate|config|config-help --config CONFIG key=value ...``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PACKAGE_LOGGER = "openvlthinker"
+#: Exit status after Ctrl-C, as a shell reports a command killed by SIGINT.
+INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -14,7 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="Run G2RPO training with the single-process engine.")
     train.add_argument("--config", default=None, help="YAML config (e.g. configs/tiny_cpu.yaml).")
     train.add_argument("overrides", nargs="*", help="Dotted overrides, e.g. actor.lr=1e-5.")
-    train.add_argument("--log-level", default="INFO", help="Python logging level.")
+    train.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="Console log level."
+    )
     show = sub.add_parser("config", help="Print the merged config (defaults <- YAML <- overrides).")
     show.add_argument("--config", default=None)
     show.add_argument("overrides", nargs="*")
@@ -32,8 +40,33 @@ def _parser() -> argparse.ArgumentParser:
         "--batches", type=int, default=None, help="Rollout batches per task (calibration.batches)."
     )
     cal.add_argument("overrides", nargs="*", help="Dotted overrides, e.g. rollout.n=8.")
-    cal.add_argument("--log-level", default="INFO", help="Python logging level.")
+    cal.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="Console log level."
+    )
     return parser
+
+
+def configure_logging(level: str) -> Callable[[], None]:
+    """Send the package's log records to stderr at ``level``; returns a function undoing it.
+
+    The handler sits on the ``openvlthinker`` logger, which stops propagating, so whatever
+    configured the root logger first (absl, imported by rouge-score, runs ``basicConfig`` at
+    WARNING) can neither silence nor duplicate our lines.
+    """
+    package = logging.getLogger(PACKAGE_LOGGER)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    before = (package.level, package.propagate)
+    package.addHandler(handler)
+    package.setLevel(level)
+    package.propagate = False
+
+    def undo() -> None:
+        package.removeHandler(handler)
+        package.setLevel(before[0])
+        package.propagate = before[1]
+
+    return undo
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,35 +90,49 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(OmegaConf.to_yaml(to_dict(cfg)))
         return 0
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    undo = configure_logging(args.log_level)
+    try:
+        return _run(cfg, calibrate_to=args.out if args.command == "calibrate" else None)
+    finally:
+        undo()
+
+
+def _run(cfg, calibrate_to: str | None = None) -> int:
+    """Build the trainer and fit (or calibrate into ``calibrate_to``); bad input is one line
+    (exit 2), Ctrl-C says how to resume."""
     # No hub: a tiny model is built locally, a real one is read from model.path.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from openvlthinker.data import RecordError
+    from openvlthinker.engine.checkpoint import latest_checkpoint
+    from openvlthinker.engine.config import ConfigError
     from openvlthinker.engine.trainer import Trainer
     from openvlthinker.shaping.calibration import CalibrationError
     from openvlthinker.tasks import TaskFileError
 
+    trainer = None
     try:
         trainer = Trainer(cfg)
-        if args.command == "calibrate":
+        if calibrate_to is not None:
             from openvlthinker.engine.calibrate import run_calibrate
 
-            run_calibrate(trainer, args.out)
+            run_calibrate(trainer, calibrate_to)
             return 0
-    except (TaskFileError, RecordError, CalibrationError) as e:  # the message names file and key
+        trainer.fit()
+    except (ConfigError, TaskFileError, RecordError, CalibrationError) as e:  # one line naming it
         sys.stderr.write(f"openvlthinker: {e}\n")
         return 2
-    history = trainer.fit()
-    if history:
-        last = history[-1]
-        shown = {
-            k: v for k, v in last.items() if k in ("train/reward", "val/macro/reward", "val/score")
-        }
-        logging.getLogger("openvlthinker").info("finished step %s: %s", last["step"], shown)
+    except KeyboardInterrupt:
+        step = trainer.step if trainer is not None else 0
+        latest = latest_checkpoint(cfg.trainer.out_dir)
+        if latest is None:
+            where = "no checkpoint was written yet (trainer.save_freq)"
+        elif cfg.trainer.resume == "auto":
+            where = f"the last checkpoint is {latest}; the same command resumes from it"
+        else:
+            where = f"the last checkpoint is {latest}; add trainer.resume=auto to resume from it"
+        sys.stderr.write(f"openvlthinker: interrupted at step {step}; {where}\n")
+        return INTERRUPTED
     return 0
 
 

@@ -277,13 +277,14 @@ def _rows(source: Any) -> tuple[str, str, Iterator[tuple[int, Any, str | None]]]
         def jsonl() -> Iterator[tuple[int, Any, str | None]]:
             with path.open(encoding="utf-8") as fh:
                 row = 0
-                for lineno, line in enumerate(fh, start=1):
+                for line in fh:
                     if not line.strip():
                         continue
                     try:
                         yield row, json.loads(line), None
                     except json.JSONDecodeError as e:
-                        yield row, None, f"line {lineno}: invalid JSON: {e}"
+                        # one numbering in messages: the row (as in default ids), not the line
+                        yield row, None, f"invalid JSON at column {e.colno}: {e.msg}"
                     row += 1
 
         return str(path), path.stem, jsonl()

@@ -9,6 +9,7 @@ half-written ``global_step_<N>``.
 from __future__ import annotations
 
 import logging
+import pickle
 import random
 import re
 import shutil
@@ -28,10 +29,18 @@ _STEP_DIR = re.compile(r"^global_step_(\d+)$")
 
 
 def rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch (CPU and CUDA) RNG states."""
+    """Python, NumPy and torch (CPU and CUDA) RNG states, as tensors and plain Python values
+    only, so that ``torch.load(weights_only=True)`` reads them."""
+    name, key, pos, has_gauss, gauss = np.random.get_state()
     state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": random.getstate(),  # (version, tuple of ints, None)
+        "numpy": {
+            "bit_generator": str(name),
+            "key": torch.from_numpy(key.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -40,8 +49,18 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    n = state["numpy"]
+    np.random.set_state(
+        (
+            n["bit_generator"],
+            n["key"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["gauss"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -103,7 +122,19 @@ def save_checkpoint(
 
 
 def load_trainer_state(folder: str | Path) -> dict[str, Any]:
+    """The trainer state of a checkpoint, read with ``weights_only=True``: tensors and plain
+    Python values only, so a checkpoint from elsewhere cannot run code when it is loaded."""
     path = Path(folder) / "trainer_state.pt"
     if not path.is_file():
         raise FileNotFoundError(f"trainer.resume: {folder} holds no trainer_state.pt")
-    return torch.load(path, weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message is a paragraph; the line naming the refused global is the useful one
+        lines = [x for x in str(e).splitlines() if "GLOBAL" in x or "global" in x]
+        raise ValueError(
+            f"trainer.resume: {path} holds objects other than tensors and plain Python values; "
+            "refused, since loading them could run code (a checkpoint written before "
+            f"openvlthinker stored only those, or one that was tampered with): "
+            f"{(lines or str(e).splitlines())[0].strip()}"
+        ) from e

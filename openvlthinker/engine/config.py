@@ -6,12 +6,14 @@ Field checks run once at load (:func:`load_config`); checks that need runtime fa
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from openvlthinker.engine.lora import EXCLUDE_VISION_TOWER
 from openvlthinker.engine.loss import KL_PENALTIES, LOSS_AGG_MODES
@@ -290,15 +292,27 @@ class TrainerConfig:
     )
     seed: int = field(default=42, metadata={"help": "Seed of sampling and mini-batch shuffles."})
     out_dir: str = field(
-        default="outputs/tiny_cpu", metadata={"help": "Run folder: metrics, checkpoints, plot."}
+        default="outputs/${trainer.experiment_name}",
+        metadata={
+            "help": "Run folder: metrics, checkpoints, plot; default outputs/<experiment_name>."
+        },
     )
-    experiment_name: str = field(default="tiny_cpu", metadata={"help": "Name shown in loggers."})
+    experiment_name: str = field(
+        default="tiny_cpu",
+        metadata={
+            "help": "Run name (as verl's): names the default run folder and the loggers' run; "
+            "a new name is a new run."
+        },
+    )
     val_before_train: bool = field(
-        default=True, metadata={"help": "Validate before the first step."}
+        default=True,
+        metadata={"help": "Validate before the first step (also when val_freq is 0, as in verl)."},
     )
     val_freq: int = field(
         default=10,
-        metadata={"help": "Validate every this many steps (and after the last); 0 = never."},
+        metadata={
+            "help": "Validate every this many steps (and after the last); 0 = no periodic validation."
+        },
     )
     save_freq: int = field(
         default=10,
@@ -323,7 +337,11 @@ class TrainerConfig:
         metadata={"help": "Write a per-task PNG (reward, length, entropy vs step) at the end."},
     )
     num_threads: int | None = field(
-        default=None, metadata={"help": "torch CPU threads; null = torch default."}
+        default=None,
+        metadata={
+            "help": "torch CPU threads; null = the cores this process may use "
+            "(os.sched_getaffinity) less those other jobs keep busy (1-minute load), at least 1."
+        },
     )
     save_merged: bool = field(
         default=False,
@@ -415,6 +433,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "must be a multiple of num_heads",
     )
     _check_lora(cfg)
+    if m.path is not None:
+        _check(
+            os.path.isfile(os.path.join(os.path.expanduser(m.path), "config.json")),
+            "model.path",
+            m.path,
+            "not a Hugging Face checkpoint folder (no config.json there; the hub is never used: "
+            "give a local folder, or null for the tiny model)",
+        )
     _check(d.rollout_batch_size > 0, "data.rollout_batch_size", d.rollout_batch_size, "must be > 0")
     _check(d.on_error in ("fail", "skip"), "data.on_error", d.on_error, "use fail or skip")
     if d.template is not None:
@@ -457,6 +483,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         f"{a.adv_estimator} does not accept {unknown}; it accepts: "
         f"{', '.join(estimator_options(a.adv_estimator)) or 'none'}",
     )
+    if r.n == 1:
+        _check_one_response_learns(a)
     _check(
         a.advantage_key in (None, "task", "problem_type"),
         "algorithm.advantage_key",
@@ -553,6 +581,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         t.val_freq,
         "val_freq and save_freq must be >= 0",
     )
+    _check(
+        t.num_threads is None or t.num_threads >= 1,
+        "trainer.num_threads",
+        t.num_threads,
+        "must be >= 1 or null",
+    )
     known_loggers = {"console", "jsonl", "tensorboard", "wandb"}
     bad = sorted(set(t.logger) - known_loggers)
     _check(
@@ -618,6 +652,53 @@ def _check_lora(cfg: TrainConfig) -> None:
     )
 
 
+def _learns_from_one_response(estimator: str, options: dict[str, Any], components: list) -> bool:
+    """Whether ``estimator`` gives any non-zero advantage when every prompt has one response
+    (distinct rewards, one task): group-relative estimators give all zeros."""
+    import torch
+
+    from openvlthinker.advantage import compute_advantage, estimator_options
+
+    rewards = torch.tensor([0.0, 1.0, 3.0, 7.0])
+    kwargs = dict(options)
+    if "baselines" in estimator_options(estimator) and kwargs.get("baselines") is None:
+        kwargs["baselines"] = torch.zeros_like(rewards)
+    adv = compute_advantage(
+        estimator,
+        rewards,
+        group=torch.arange(4),
+        task=[0] * 4,
+        components={c: rewards.roll(i) for i, c in enumerate(components)},
+        **kwargs,
+    )
+    return bool(adv.abs().max() > 0)
+
+
+def _check_one_response_learns(a: AlgorithmConfig) -> None:
+    """rollout.n = 1 under a group-relative estimator trains on zero advantages: refuse."""
+    from openvlthinker.advantage import ESTIMATORS
+
+    try:
+        learns = _learns_from_one_response(
+            a.adv_estimator, dict(a.estimator_options), list(a.components)
+        )
+    except (TypeError, ValueError) as e:
+        raise ConfigError(
+            f"algorithm.estimator_options={dict(a.estimator_options)!r}: {a.adv_estimator}: {e}"
+        ) from e
+    if not learns:
+        others = [
+            name
+            for name in sorted(ESTIMATORS)
+            if _learns_from_one_response(name, {}, list(a.components))
+        ]
+        raise ConfigError(
+            f"rollout.n=1: algorithm.adv_estimator={a.adv_estimator!r} compares the responses "
+            "to one prompt, so one response per prompt gives every advantage 0 and nothing "
+            f"trains; use rollout.n >= 2, or an estimator that needs no group: {', '.join(others)}"
+        )
+
+
 def load_config(
     path: str | os.PathLike | None = None, overrides: list[str] | None = None
 ) -> TrainConfig:
@@ -633,11 +714,34 @@ def load_config(
         cfg = OmegaConf.to_object(merged)
     except FileNotFoundError as e:
         raise ConfigError(f"config file {path} not found") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"config file {path}: YAML syntax error at{at} {problem}") from e
     except OmegaConfBaseException as e:
         where = f" ({path})" if path else ""
         key = getattr(e, "full_key", None)
-        raise ConfigError(f"config{where}: key {key!r}: {e.msg if hasattr(e, 'msg') else e}") from e
+        # OmegaConf appends full_key/object_type lines: the first line is the message.
+        msg = str(getattr(e, "msg", e)).splitlines()[0]
+        hint = _nearest_key(key, overrides or []) if isinstance(e, ConfigKeyError) else ""
+        raise ConfigError(f"config{where}: key {key!r}: {msg}{hint}") from e
     return validate(cfg)
+
+
+def _nearest_key(key: str | None, overrides: list[str]) -> str:
+    """'; did you mean algorithm.adv_estimator?' for a misspelt dotted key, else ''.
+
+    OmegaConf names the first unknown level (``rolout`` of ``rolout.n=8``): the override
+    typed under it, when there is one, is the key to correct."""
+    if not key:
+        return ""
+    typed = [o.split("=", 1)[0] for o in overrides]
+    key = next((t for t in typed if t == key or t.startswith(key + ".")), key)
+    leaves = [k for k, _, _ in help_table()]
+    known = sorted({*leaves, *(k.rsplit(".", 1)[0] for k in leaves if "." in k)})
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:
@@ -657,3 +761,46 @@ def help_table(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, str
             default = sub if sub is not None else f.default
             rows.append((key, repr(default), f.metadata.get("help", "")))
     return rows
+
+
+#: What a resumed run may change: how long it runs, how often it validates, saves and logs,
+#: and where it writes. Anything else must equal the checkpoint's config (a different
+#: estimator, learning rate or task file would silently continue another experiment).
+RESUME_FREE_KEYS = (
+    "trainer.total_steps",
+    "trainer.val_freq",
+    "trainer.save_freq",
+    "trainer.save_limit",
+    "trainer.logger",
+    "trainer.progress_bar",
+    "trainer.plot",
+    "trainer.num_threads",
+    "trainer.resume",
+    "trainer.out_dir",
+    "trainer.experiment_name",
+    "model.cache_dir",
+)
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted leaf keys; an empty mapping has no leaves."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def resume_conflicts(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """``key: saved -> now`` for every key outside :data:`RESUME_FREE_KEYS` whose value differs
+    between a checkpoint's config and ``cfg``. A key the checkpoint lacks (written before the
+    key existed) counts as its default."""
+    now = _flatten(to_dict(cfg))
+    before = {**_flatten(to_dict(TrainConfig())), **_flatten(saved)}
+    free = set(RESUME_FREE_KEYS)
+    return [
+        f"{key}: {before.get(key)!r} -> {now.get(key)!r}"
+        for key in sorted(set(now) | set(before))
+        if key not in free and before.get(key) != now.get(key)
+    ]

@@ -30,10 +30,19 @@ CONSOLE_KEYS = (
 
 
 class Tracker:
-    """Send ``{name: float}`` per step to every enabled sink."""
+    """Send ``{name: float}`` per step to every enabled sink.
+
+    ``start_step``: the first step this run logs; earlier runs' JSONL rows and TensorBoard
+    events from that step on are dropped (a resumed run logs each step once). None appends.
+    """
 
     def __init__(
-        self, out_dir: str | Path, sinks: list[str], experiment: str, config: dict[str, Any]
+        self,
+        out_dir: str | Path,
+        sinks: list[str],
+        experiment: str,
+        config: dict[str, Any],
+        start_step: int | None = None,
     ):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -43,11 +52,16 @@ class Tracker:
         self._wandb = None
         self.last: dict[str, float] = {}
         if "jsonl" in self.sinks:
-            self._jsonl = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")
+            path = self.out_dir / "metrics.jsonl"
+            if start_step is not None:
+                _truncate_jsonl(path, start_step)
+            self._jsonl = open(path, "a", encoding="utf-8")
         if "tensorboard" in self.sinks:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
+            self._tb = SummaryWriter(
+                log_dir=str(self.out_dir / "tensorboard"), purge_step=start_step
+            )
         if "wandb" in self.sinks:
             if importlib.util.find_spec("wandb") is None:
                 logger.warning("trainer.logger: wandb requested but not installed; skipping it")
@@ -83,6 +97,20 @@ class Tracker:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def _truncate_jsonl(path: Path, start_step: int) -> None:
+    """Keep only the rows of steps before ``start_step`` (written atomically)."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line)["step"] < start_step
+    ]
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    tmp.replace(path)
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from openvlthinker.data import load_task_data
 from openvlthinker.engine import checkpoint as ckpt
 from openvlthinker.engine import lora
 from openvlthinker.engine.calibrate import CALIBRATION_FILE, auto_calibration
-from openvlthinker.engine.config import TrainConfig, to_dict
+from openvlthinker.engine.config import ConfigError, TrainConfig, resume_conflicts, to_dict
 from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records
 from openvlthinker.engine.logprob import score_tokens
 from openvlthinker.engine.loss import (
@@ -59,6 +59,32 @@ logger = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 REWARD_COMPONENTS = ("overall", "correctness", "format", "structure", "length", "acc")
+
+
+def default_num_threads(cores: int | None = None, load: float | None = None) -> int:
+    """torch CPU threads when ``trainer.num_threads`` is null: the cores this process may run
+    on (its affinity mask, ``os.sched_getaffinity``) less those other processes keep busy
+    (the whole part of the 1-minute load average), at least 1.
+
+    Why the load: torch's threads meet at a barrier in every parallel op, so a thread
+    waiting for a core held by another job stalls them all. On 2 cores at load 8 the tiny
+    run took 64-137 s per step with 2 threads and 7-12 s with 1 (docs/engine.md).
+    An ``OMP_NUM_THREADS`` set in the environment is the user's choice and wins.
+    """
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # no affinity call (macOS, Windows)
+            cores = os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load = 0.0
+    return max(1, cores - int(load))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,8 +121,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.out_dir = Path(cfg.trainer.out_dir)
-        if cfg.trainer.num_threads:
-            torch.set_num_threads(cfg.trainer.num_threads)
+        torch.set_num_threads(cfg.trainer.num_threads or default_num_threads())
         self.device = resolve_device(cfg.model.device)
         self.dtype = _DTYPES[cfg.model.dtype]
         self.shuffle_gen = torch.Generator().manual_seed(cfg.trainer.seed + 1)
@@ -111,8 +136,9 @@ class Trainer:
         ]
         unknown = sorted(set(cfg.data.only_tasks) - set(self.registry))
         if unknown:
-            raise ValueError(
-                f"data.only_tasks: unknown task(s) {unknown}; known: {', '.join(self.registry)}"
+            raise ConfigError(
+                f"data.only_tasks={list(cfg.data.only_tasks)}: unknown task(s) {unknown} in "
+                f"{cfg.data.tasks}; known: {', '.join(self.registry)}"
             )
         validate_problem_types(
             self.registry.problem_types(),
@@ -679,12 +705,27 @@ class Trainer:
         folder = ckpt.latest_checkpoint(self.out_dir) if mode == "auto" else Path(mode)
         if folder is None:
             return False
-        state = ckpt.load_trainer_state(folder)
+        try:
+            state = ckpt.load_trainer_state(folder)
+        except (ValueError, FileNotFoundError) as e:
+            raise ConfigError(str(e)) from e
+        conflicts = resume_conflicts(state["config"], self.cfg)
+        if conflicts:
+            raise ConfigError(
+                f"trainer.resume={mode}: {folder} was trained with another config "
+                f"({'; '.join(conflicts)}); a resumed run may change only how long it runs and "
+                "what it logs (see docs/engine.md, Resume). For a new run give it a name, "
+                "trainer.experiment_name=<name> (its folder is outputs/<name>), or start over "
+                f"here with trainer.resume=disable"
+            )
+        try:
+            self.sampler.load_state_dict(state["sampler"])
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         self.policy = self._load_policy(str(folder / "model"))
         self.optimizer, self.scheduler = self._make_optimizer()
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.sampler.load_state_dict(state["sampler"])
         ckpt.set_rng_state(state["rng"])
         self.shuffle_gen.set_state(state["shuffle_gen"])
         self.step = state["step"]
@@ -706,16 +747,49 @@ class Trainer:
         """Train ``trainer.total_steps`` steps; returns the metrics history (one dict per step)."""
         t = self.cfg.trainer
         resumed = self.resume()
+        if resumed and self.step >= t.total_steps:
+            logger.warning(
+                "%s: already trained %d steps (trainer.total_steps=%d): nothing to do; raise "
+                "trainer.total_steps to continue, or name a new run with trainer.experiment_name",
+                self.out_dir,
+                self.step,
+                t.total_steps,
+            )
+            return []
         self.resolve_auto_bounds()
+        logger.info(
+            "run %s: steps %d-%d, %s on %d records of %d tasks (%s), %s on %s (%d torch threads), "
+            "into %s",
+            t.experiment_name,
+            self.step + 1,
+            t.total_steps,
+            self.cfg.algorithm.adv_estimator,
+            len(self.train_records),
+            len(self.tasks),
+            ", ".join(self.tasks),
+            self.model_type,
+            self.device,
+            torch.get_num_threads(),
+            self.out_dir,
+        )
         self._history: list[dict[str, Any]] = []
-        self.tracker = Tracker(self.out_dir, t.logger, t.experiment_name, to_dict(self.cfg))
+        # Rows and events past the checkpoint (a fresh run: all of them) belong to a run that
+        # no longer exists: drop them, so every step is logged once.
+        self.tracker = Tracker(
+            self.out_dir,
+            t.logger,
+            t.experiment_name,
+            to_dict(self.cfg),
+            start_step=self.step + 1 if resumed else 0,
+        )
         try:
-            if t.val_before_train and not resumed and t.val_freq > 0:
+            if t.val_before_train and not resumed:
                 self.tracker.log(self.validate(), step=0)
                 self._history.append({"step": 0, **self.tracker.last})
             bar = _progress(t.progress_bar, total=t.total_steps, initial=self.step)
-            # Log lines go through tqdm.write so they never tear the progress bar.
-            with logging_redirect_tqdm():
+            # Log lines go through tqdm.write so they never tear the progress bar; the CLI's
+            # handler sits on the package logger, not on the root.
+            with logging_redirect_tqdm(loggers=[logging.root, logging.getLogger("openvlthinker")]):
                 while self.step < t.total_steps:
                     metrics = self.train_step()
                     self.step += 1
@@ -747,7 +821,28 @@ class Trainer:
         if t.plot and history:
             path = plot_history(history, self.out_dir / "training_curves.png")
             logger.info("plot written to %s", path)
+        last = history[-1] if history else {"step": self.step}
+        shown = "".join(
+            f" {k}={last[k]:.4g}" for k in ("train/reward", "val/macro/reward") if k in last
+        )
+        latest = ckpt.latest_checkpoint(self.out_dir)
+        logger.info(
+            "finished step %d%s; outputs in %s (%s)",
+            last["step"],
+            shown,
+            self.out_dir,
+            ", ".join(_outputs(self.out_dir, latest)),
+        )
         return history
+
+
+def _outputs(out_dir: Path, checkpoint: Path | None) -> list[str]:
+    """The run folder's outputs that exist, relative to it."""
+    names = ["metrics.jsonl", "tensorboard", "training_curves.png"]
+    found = [n for n in names if (out_dir / n).exists()]
+    if checkpoint is not None:
+        found.append(str(checkpoint.relative_to(out_dir)))
+    return found
 
 
 def _progress(enabled: bool, total: int, initial: int):

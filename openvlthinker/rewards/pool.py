@@ -43,6 +43,32 @@ STARTUP_S = 120.0
 # After this many workers in a row die before they are ready, the pool gives up on the batch.
 MAX_STARTUP_FAILURES = 3
 READY = "ready"
+#: First element of a worker's log message: ("log", level, logger name, text).
+LOG = "log"
+# (logger name, text) of worker log lines already shown: every worker meets the same cause
+# (e.g. boxes without image_size), and a replaced worker meets it again.
+_relayed: set[tuple[str, str]] = set()
+
+
+class _ParentHandler(logging.Handler):
+    """In a worker: send the package's log records to the parent, which shows each once."""
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.conn.send((LOG, record.levelno, record.name, record.getMessage()))
+        except (OSError, ValueError):  # parent gone: nothing to tell
+            pass
+
+
+def _relay(message: tuple) -> None:
+    _, level, name, text = message
+    if (name, text) not in _relayed:
+        _relayed.add((name, text))
+        logging.getLogger(name).log(level, "%s", text)
 
 
 def score_batch(
@@ -72,6 +98,9 @@ def score_batch(
 
 def _worker_main(conn: Connection, files: list[str], extra: dict[str, Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C
+    package = logging.getLogger("openvlthinker")
+    package.addHandler(_ParentHandler(conn))
+    package.propagate = False  # the parent's handlers show it, once
     for path in files:
         load_user_module(path)
     for problem_type, scorer in extra.items():
@@ -204,6 +233,9 @@ class ScorerPool:
                     self._fail(i, queue, results, "worker process died")
                     continue
                 worker.since = time.monotonic()
+                if isinstance(batch, tuple) and batch[:1] == (LOG,):
+                    _relay(batch)
+                    continue
                 if batch == READY:
                     worker.ready = True
                     self._startup_failures = 0

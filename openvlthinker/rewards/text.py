@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from rapidfuzz.distance import LCSseq, Levenshtein
-from rouge_score import rouge_scorer
 
 from openvlthinker.rewards.registry import ScoreContext, Verdict, register_scorer
 
-_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+@functools.cache
+def _rouge_tokenizer() -> Any:
+    """rouge-score's tokenizer with its Porter stemmer, built on first use: importing
+    rouge-score pulls in absl, whose first log call configures the root logger."""
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)._tokenizer
 
 
 def ocr_accuracy(reference: str, hypothesis: str, metric: str = "wer") -> float:
@@ -34,8 +41,8 @@ def rouge_l(reference: str, hypothesis: str) -> float:
     The longest common subsequence comes from rapidfuzz (bit-parallel C++), not rouge-score's
     quadratic Python table, so long answers stay fast; the value is identical.
     """
-    ref = _ROUGE._tokenizer.tokenize(reference)
-    hyp = _ROUGE._tokenizer.tokenize(hypothesis)
+    ref = _rouge_tokenizer().tokenize(reference)
+    hyp = _rouge_tokenizer().tokenize(hypothesis)
     if not ref or not hyp:
         return 0.0
     lcs = LCSseq.similarity(ref, hyp)

@@ -5,15 +5,19 @@
 Hydra composes verl's ``ppo_trainer`` config with ours (the YAML lists it in ``defaults``),
 so every verl switch works as in ``python -m verl.trainer.main_ppo``; ``--cfg job`` prints
 the composed config and ``openvlthinker.check_only=true`` validates it, prints it resolved
-and exits, both without Ray or a GPU.
+and exits, both without Ray or a GPU. A relative ``--config-path`` is read from the
+working directory (Hydra alone would look inside this package).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -22,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from openvlthinker.verl_plugin.config import (
     PLUGIN_MODULE,
     SECTION,
+    PluginSettings,
     image_geometry,
     load_registry,
     plugin_env,
@@ -69,7 +74,7 @@ def prepare(cfg: DictConfig) -> DictConfig:
 
 
 @hydra.main(config_path=None, config_name=None, version_base=None)
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     import openvlthinker.verl_plugin  # noqa: F401  (registers estimators and reward manager)
 
@@ -91,6 +96,76 @@ def main(cfg: DictConfig) -> None:
 
     logger.info("launching G2RPOTaskRunner; plugin %s in every Ray process", PLUGIN_MODULE)
     run_ppo(cfg, task_runner_class=G2RPOTaskRunner)
+
+
+_CONFIG_PATH_FLAGS = ("--config-path", "-cp")
+
+
+def absolute_config_path(args: Sequence[str], cwd: str | os.PathLike | None = None) -> list[str]:
+    """``args`` with a relative ``--config-path`` / ``-cp`` made absolute against ``cwd``
+    (default: the working directory). Hydra resolves a relative one against the module that
+    calls it, so ``--config-path configs`` would look for ``openvlthinker.verl_plugin.configs``."""
+    base = Path(cwd) if cwd is not None else Path.cwd()
+
+    def fix(value: str) -> str:
+        if "://" in value or Path(value).is_absolute():
+            return value
+        return str((base / value).resolve())
+
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        flag, eq, value = arg.partition("=")
+        if flag in _CONFIG_PATH_FLAGS and eq:
+            out.append(f"{flag}={fix(value)}")
+        elif arg in _CONFIG_PATH_FLAGS and i + 1 < len(args):
+            out += [arg, fix(args[i + 1])]
+            i += 1
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def help_text() -> str:
+    """``openvlthinker-verl --help``: usage, examples and every key of our config section."""
+    width = max(len(f.name) for f in dataclasses.fields(PluginSettings)) + len(SECTION) + 3
+    keys = "\n".join(
+        textwrap.fill(
+            f.metadata.get("help", ""),
+            width=100,
+            initial_indent=f"  {SECTION + '.' + f.name:<{width}}",
+            subsequent_indent=" " * (width + 2),
+        )
+        for f in dataclasses.fields(PluginSettings)
+    )
+    return (
+        "usage: openvlthinker-verl --config-path DIR --config-name NAME [key=value ...]\n"
+        "                          [--cfg job] [--hydra-help]\n\n"
+        "verl's PPO trainer (verl.trainer.main_ppo) with the G2RPO estimators, entropy band,\n"
+        "reward suite and task registry of openvlthinker. Hydra composes verl's ppo_trainer\n"
+        "config with the named YAML (listed in its defaults); key=value overrides work as in\n"
+        "verl. A relative --config-path is read from the working directory.\n\n"
+        "examples:\n"
+        "  openvlthinker-verl --config-path configs --config-name g2rpo_qwen3vl_8b\n"
+        "  openvlthinker-verl --config-path configs --config-name g2rpo_qwen3vl_8b "
+        f"{SECTION}.check_only=true\n"
+        "  openvlthinker-verl --config-path configs --config-name g2rpo_qwen3vl_8b --cfg job\n\n"
+        f"keys of the {SECTION}: section (verl's keys keep verl's names and meaning):\n"
+        f"{keys}\n\n"
+        "--cfg job prints the composed config; --hydra-help lists Hydra's own flags.\n"
+        "Details: docs/verl.md\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``openvlthinker-verl``: our ``--help``, then Hydra with an absolute ``--config-path``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:
+        sys.stdout.write(help_text())
+        return
+    sys.argv = [sys.argv[0], *absolute_config_path(args)]
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ BAD_ROWS = [
     ),
     (dict(GOOD, images=["broken.png"]), r"field 'images': unreadable image '.*broken\.png'"),
     (dict(GOOD, images=["gone.png"]), r"field 'images': unreadable image '.*gone\.png'"),
-    ("{not json", r"line 2: invalid JSON"),
+    ("{not json", r"invalid JSON at column 2: Expecting property name"),
     (dict(GOOD, problem="<image><image>Read."), r"2 <image> placeholder\(s\) but 1 images"),
     (dict(GOOD, problem_type="counting"), r"problem type 'counting' is not one of task 'ocr'"),
     (dict(GOOD, problem_type="haiku"), r"field 'problem_type': unknown problem type 'haiku'"),
@@ -114,6 +114,18 @@ def test_bad_record_fails_with_file_and_row(image_dir, row, match):
     with pytest.raises(RecordError, match=rf"bad\.jsonl: row 1: .*{match}") as info:
         load_records(path, registry=REGISTRY)
     assert info.value.row == 1
+
+
+def test_a_jsonl_error_names_one_position_the_row(image_dir):
+    # A blank line does not count: rows are records, numbered as in default ids (stem-row).
+    path = image_dir / "gap.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n\n" + '{"problem": "Q",, }\n')
+    with pytest.raises(RecordError) as info:
+        load_records(path, registry=REGISTRY)
+    assert (
+        str(info.value)
+        == f"{path}: row 1: invalid JSON at column 17: Expecting property name enclosed in double quotes"
+    )
 
 
 def test_skip_policy_drops_and_counts(image_dir, caplog):

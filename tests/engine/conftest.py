@@ -112,6 +112,7 @@ def engine_config(tmp_path, tiny_cache):
             "trainer.progress_bar=false",
             "trainer.plot=false",
             "trainer.val_freq=0",
+            "trainer.val_before_train=false",
             "trainer.save_freq=0",
             "trainer.resume=disable",
             "data.rollout_batch_size=2",

@@ -1,12 +1,16 @@
 """The README command on the shipped example tasks: a short run through the CLI."""
 
 import json
+import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from transformers import AutoModelForImageTextToText
 
-from openvlthinker.cli import main
+from openvlthinker.cli import configure_logging, main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,3 +73,155 @@ def test_a_bad_task_file_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
     assert rc == 2
     assert err.startswith(f"openvlthinker: {bad}: task 'math', key 'problem_types'")
     assert "unknown problem type 'algebra'" in err and "Traceback" not in err
+
+
+SMOKE = (
+    "trainer.total_steps=2",
+    "trainer.val_freq=2",
+    "trainer.save_freq=2",
+    "data.max_val_records=1",
+    "rollout.max_new_tokens=8",
+    "trainer.progress_bar=false",
+)
+
+
+def _run_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    """``openvlthinker ...`` in a fresh interpreter running this checkout's code."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-m", "openvlthinker.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=900,
+    )
+
+
+@pytest.mark.slow
+def test_the_tiny_run_logs_a_start_line_every_step_and_where_the_outputs_are(tmp_path, tiny_cache):
+    out = tmp_path / "run"
+    common = ("train", "--config", "configs/tiny_cpu.yaml", *SMOKE, f"model.cache_dir={tiny_cache}")
+    done = _run_cli(*common, f"trainer.out_dir={out}")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    start = [x for x in lines if " openvlthinker.engine.trainer: run tiny_cpu: steps 1-2, " in x]
+    assert len(start) == 1 and "gs_grpo on 288 records of 6 tasks" in start[0]
+    for step in (0, 1, 2):
+        assert sum(f"openvlthinker.engine.tracking: step {step} | " in x for x in lines) == 1
+    assert lines[-1].endswith(
+        f"outputs in {out} (metrics.jsonl, tensorboard, training_curves.png, "
+        "checkpoints/global_step_2)"
+    )
+    assert " INFO openvlthinker.engine.trainer: finished step 2 train/reward=" in lines[-1]
+    # --log-level is honoured: WARNING keeps the one line that says there is nothing to do.
+    again = _run_cli(*common, f"trainer.out_dir={out}", "--log-level", "warning")
+    assert again.returncode == 0, again.stderr
+    ours = [x for x in again.stderr.splitlines() if " openvlthinker." in x]
+    assert len(ours) == 1 and "already trained 2 steps (trainer.total_steps=2): nothing" in ours[0]
+
+
+def test_importing_the_package_leaves_the_root_logger_alone():
+    code = (
+        "import logging, sys; import openvlthinker.engine.trainer, openvlthinker.rewards; "
+        "print(len(logging.root.handlers), 'rouge_score' in sys.modules)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.stdout.split() == ["0", "False"], done.stderr
+
+
+def test_package_log_lines_show_whatever_configured_the_root_logger(capsys):
+    logging.basicConfig(level=logging.WARNING)  # what absl does on its first log call
+    undo = configure_logging("INFO")
+    try:
+        logging.getLogger("openvlthinker.engine.trainer").info("step line")
+    finally:
+        undo()
+    err = capsys.readouterr().err
+    assert err.count("step line") == 1 and "INFO openvlthinker.engine.trainer: step line" in err
+    assert logging.getLogger("openvlthinker").propagate  # undone
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["algorithm.adv_estimater=grpo"],
+            "openvlthinker: config (configs/tiny_cpu.yaml): key 'algorithm.adv_estimater': Key "
+            "'adv_estimater' not in 'AlgorithmConfig'; did you mean algorithm.adv_estimator?\n",
+        ),
+        (
+            ["model.path=/no/such/Qwen3-VL"],
+            "openvlthinker: model.path='/no/such/Qwen3-VL': not a Hugging Face checkpoint folder "
+            "(no config.json there; the hub is never used: give a local folder, or null for the "
+            "tiny model)\n",
+        ),
+        (
+            ["data.only_tasks=[ocr,chrat]"],
+            "openvlthinker: data.only_tasks=['ocr', 'chrat']: unknown task(s) ['chrat'] in "
+            "configs/tasks_tiny.yaml; known: grounding, spatial, science, math, chart, ocr\n",
+        ),
+    ],
+    ids=["misspelt-key", "missing-model-path", "unknown-task"],
+)
+def test_bad_input_is_one_line_naming_it(overrides, message, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["train", "--config", "configs/tiny_cpu.yaml", *overrides]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(message) and "Traceback" not in err  # before it: the log lines, if any
+
+
+def test_a_yaml_syntax_error_is_one_line_with_its_position(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer:\n  logger: [jsonl\n")
+    assert main(["train", "--config", str(bad)]) == 2
+    assert capsys.readouterr().err == (
+        f"openvlthinker: config file {bad}: YAML syntax error at line 3, column 1: "
+        "expected ',' or ']', but got '<stream end>'\n"
+    )
+
+
+def test_ctrl_c_names_the_last_checkpoint_and_exits_130(tmp_path, tiny_cache, capsys, monkeypatch):
+    from openvlthinker.engine.trainer import Trainer
+
+    calls = []
+    original = Trainer.train_step
+
+    def interrupted_on_step_two(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_on_step_two)
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "run"
+    rc = main(
+        [
+            "train",
+            "--config",
+            "configs/tiny_cpu.yaml",
+            f"trainer.out_dir={out}",
+            f"model.cache_dir={tiny_cache}",
+            "trainer.total_steps=3",
+            "trainer.save_freq=1",
+            "trainer.val_before_train=false",
+            "trainer.val_freq=0",
+            "trainer.logger=[jsonl]",
+            "trainer.plot=false",
+            "trainer.progress_bar=false",
+            "data.only_tasks=[ocr]",
+            "data.rollout_batch_size=2",
+            "actor.mini_batch_size=2",
+            "rollout.n=2",
+            "rollout.max_new_tokens=4",
+        ]
+    )
+    assert rc == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"openvlthinker: interrupted at step 1; the last checkpoint is "
+        f"{out / 'checkpoints/global_step_1'}; the same command resumes from it"
+    )

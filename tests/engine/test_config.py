@@ -80,3 +80,79 @@ def test_docs_reference_table_lists_every_key_with_its_default():
     text = (ROOT / "docs/engine.md").read_text()
     for key, default, _ in help_table():
         assert f"| `{key}` | `{default}` |" in text, key
+
+
+@pytest.mark.parametrize("estimator", ["gs_grpo", "gs_gdpo", "grpo", "gdpo", "rloo"])
+def test_one_response_per_prompt_under_a_group_estimator_is_refused(estimator):
+    message = (
+        rf"rollout.n=1: algorithm.adv_estimator='{estimator}' compares the responses to one "
+        r"prompt, so one response per prompt gives every advantage 0 and nothing trains; use "
+        r"rollout.n >= 2, or an estimator that needs no group: reinforce_plus_plus, remax$"
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, ["rollout.n=1", f"algorithm.adv_estimator={estimator}"])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["algorithm.adv_estimator=remax"],
+        ["algorithm.adv_estimator=reinforce_plus_plus"],
+        ["algorithm.estimator_options={stages: [task]}"],  # G2RPO stage 2 alone ranks the task
+    ],
+)
+def test_one_response_per_prompt_is_fine_where_it_trains(overrides):
+    assert load_config(None, ["rollout.n=1", *overrides]).rollout.n == 1
+
+
+def test_the_run_folder_is_named_by_the_experiment():
+    cfg = load_config(ROOT / "configs/tiny_cpu.yaml")
+    assert (cfg.trainer.experiment_name, cfg.trainer.out_dir) == ("tiny_cpu", "outputs/tiny_cpu")
+    cfg = load_config(ROOT / "configs/tiny_cpu.yaml", ["trainer.experiment_name=tiny_grpo"])
+    assert cfg.trainer.out_dir == "outputs/tiny_grpo"
+    cfg = load_config(ROOT / "configs/tiny_cpu.yaml", ["trainer.out_dir=/runs/x"])
+    assert cfg.trainer.out_dir == "/runs/x"
+
+
+@pytest.mark.parametrize(
+    ("key", "nearest"),
+    [
+        ("algorithm.adv_estimater", "algorithm.adv_estimator"),
+        ("trainer.num_thread", "trainer.num_threads"),
+        ("rolout.n", "rollout.n"),
+        ("algoritm", "algorithm"),
+    ],
+)
+def test_a_misspelt_key_suggests_the_nearest_valid_one(key, nearest):
+    # OmegaConf names the first unknown level; the hint corrects the whole key typed
+    with pytest.raises(ConfigError, match=rf"key '{key[:7]}.*; did you mean {nearest}\?$"):
+        load_config(None, [f"{key}=1"])
+
+
+def test_a_far_off_key_gets_no_guess():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["zzz.qqq=1"])
+    assert "did you mean" not in str(info.value)
+
+
+def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  dtype: float32\n   device: cpu\n")
+    with pytest.raises(ConfigError, match=rf"^config file {bad}: YAML syntax error at line 3, "):
+        load_config(bad)
+
+
+def test_thread_default_is_the_usable_cores_less_the_busy_ones(monkeypatch):
+    from openvlthinker.engine.trainer import default_num_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_num_threads(cores=8, load=0.7) == 8
+    assert default_num_threads(cores=8, load=2.5) == 6
+    assert default_num_threads(cores=2, load=8.4) == 1  # an overloaded machine: one thread
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 2, 5})  # e.g. taskset -c 0,2,5
+    monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert default_num_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's own choice wins
+    assert default_num_threads(cores=8, load=0.0) == 1
+    with pytest.raises(ConfigError, match=r"trainer.num_threads=0: must be >= 1 or null"):
+        load_config(None, ["trainer.num_threads=0"])

@@ -326,3 +326,11 @@ def test_only_tasks_selects_records_by_their_own_task(engine_config, tmp_path):
     assert {r.task for r in trainer.train_records} == {"alpha"}
     assert len(trainer.train_records) == 5
     assert {r.task for recs in trainer.val_sets.values() for r in recs} == {"alpha"}
+
+
+def test_val_before_train_runs_without_periodic_validation(engine_config):
+    # trainer.val_freq=0 (the fixture's) turns off periodic validation only, as in verl
+    history = Trainer(engine_config("trainer.total_steps=1", "trainer.val_before_train=true")).fit()
+    assert [r["step"] for r in history] == [0, 1]
+    assert "val/alpha/reward" in history[0]
+    assert not any(k.startswith("val/") for k in history[1])

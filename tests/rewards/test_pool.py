@@ -153,3 +153,28 @@ def test_empty_batch_and_bad_worker_count():
     assert score_batch([], workers=2) == []
     with pytest.raises(ValueError, match="score_batch: workers must be >= 0, got -1"):
         score_batch(mixed_items(1), workers=-1)
+
+
+def test_a_worker_warning_is_shown_once_per_cause(caplog, capfd, monkeypatch):
+    import json
+    import logging
+
+    from openvlthinker.rewards import pool
+
+    monkeypatch.setattr(pool, "_relayed", set())
+    # qwen_1000 boxes without image_size: every worker meets this cause on every call.
+    cause = "qwen_1000 boxes scored without image_size"
+    box = wrap(json.dumps({"boxes": [100, 100, 500, 500]}))
+    items = [
+        {"response": box, "ground_truth": json.dumps({"boxes": [1, 1, 5, 5]}), "problem_type": t}
+        for t in ("grounding", "spatial_grounding")
+        for _ in range(200)
+    ]
+    close_pools()  # fresh workers: none has warned yet
+    with caplog.at_level(logging.WARNING, logger="openvlthinker"):
+        for _ in range(3):
+            assert len(score_batch(items, workers=2, config=CFG)) == 400
+    assert [r.getMessage() for r in caplog.records if cause in r.getMessage()] == [
+        f"{cause}: the ground truth is taken to be 0..1000 too"
+    ]
+    assert cause not in capfd.readouterr().err  # the workers print nothing themselves

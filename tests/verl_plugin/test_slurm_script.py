@@ -95,7 +95,10 @@ def test_node_count_mismatch_fails(fake_slurm):
     out = subprocess.run(
         ["bash", str(SCRIPT), "--dry-run"], capture_output=True, text=True, env=env
     )
-    assert out.returncode == 1 and "expands to 2 nodes, SLURM_NNODES is 3" in out.stderr
+    assert (
+        out.returncode == 1
+        and "expands to 2 nodes (gpu-a01 gpu-a02), SLURM_NNODES is 3" in out.stderr
+    )
 
 
 def test_plugin_variable_is_exported_before_ray_starts(fake_slurm):
@@ -109,3 +112,64 @@ def test_plugin_variable_is_exported_before_ray_starts(fake_slurm):
     ray_starts = [i for i, c in enumerate(commands) if "ray start" in c]
     assert commands.index(export) < min(ray_starts)
     assert all("--export=ALL" in commands[i] for i in ray_starts)
+
+
+def _path_without_scontrol() -> str:
+    dirs = os.environ["PATH"].split(os.pathsep)
+    return os.pathsep.join(d for d in dirs if not (Path(d) / "scontrol").exists())
+
+
+def _dry_run_nodes(nodelist: str, nnodes: int, tmp_path) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        PATH=_path_without_scontrol(),
+        SLURM_JOB_NODELIST=nodelist,
+        SLURM_NNODES=str(nnodes),
+        CKPT_DIR=str(tmp_path / "ckpt"),
+    )
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--dry-run"], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("nodelist", "hosts"),
+    [
+        ("gpu01", ["gpu01"]),
+        ("gpu[01-02]", ["gpu01", "gpu02"]),
+        ("gpu-a[08-10]", ["gpu-a08", "gpu-a09", "gpu-a10"]),  # zero padding kept across 10
+        ("n[9-11]", ["n9", "n10", "n11"]),  # no padding
+        ("gpu[01-02,07]", ["gpu01", "gpu02", "gpu07"]),
+        ("gpu[01-02,05-06]", ["gpu01", "gpu02", "gpu05", "gpu06"]),  # multi-range
+        ("cpu5,gpu[1-2]", ["cpu5", "gpu1", "gpu2"]),  # comma-separated entries
+        ("a[1-2],b[3],c", ["a1", "a2", "b3", "c"]),
+        ("rack[1-2]-gpu[01-02]", ["rack1-gpu01", "rack1-gpu02", "rack2-gpu01", "rack2-gpu02"]),
+    ],
+)
+def test_dry_run_expands_the_node_list_without_scontrol(nodelist, hosts, tmp_path):
+    out = _dry_run_nodes(nodelist, len(hosts), tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"nodes: {' '.join(hosts)};" in out.stdout
+    commands = [line for line in out.stdout.splitlines() if line.startswith("+ ")]
+    assert f"-w {hosts[0]}" in next(c for c in commands if "ray start --head" in c)
+    workers = [c for c in commands if "ray start --address=" in c]
+    assert [c.split(" -w ")[1].split()[0] for c in workers] == hosts[1:]
+
+
+def test_dry_run_without_scontrol_refuses_a_node_list_it_cannot_read(tmp_path):
+    out = _dry_run_nodes("gpu[a-b]", 2, tmp_path)
+    assert out.returncode == 1
+    assert "SLURM_JOB_NODELIST: cannot expand 'gpu[a-b]' (range 'a-b')" in out.stderr
+
+
+def test_a_real_run_without_scontrol_says_so(tmp_path):
+    env = dict(
+        os.environ,
+        PATH=_path_without_scontrol(),
+        SLURM_JOB_NODELIST="gpu[01-02]",
+        SLURM_NNODES="2",
+        CKPT_DIR=str(tmp_path / "ckpt"),
+    )
+    out = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 1 and "scontrol not found" in out.stderr
+    assert not (tmp_path / "ckpt").exists()
