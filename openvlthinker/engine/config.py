@@ -416,6 +416,17 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         list(a.components),
         f"unknown {bad}; known: {', '.join(COMPONENTS)}",
     )
+    from openvlthinker.advantage import missing_inputs
+
+    # this engine makes greedy baselines, counts tokens and keys tasks; components only if named
+    provided = ["task", "baselines", "lengths"] + (["components"] if a.components else [])
+    _check(
+        not missing_inputs(a.adv_estimator, provided),
+        "algorithm.components",
+        list(a.components),
+        f"{a.adv_estimator} needs the reward components; name them "
+        f"(e.g. [{', '.join(COMPONENTS)}])",
+    )
     _check(
         "weights" not in cfg.reward,
         "reward.weights",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,6 +135,19 @@ class TaskRegistry(Mapping[str, TaskSpec]):
         import torch
 
         return torch.tensor([t.length_weight > 0 for t in self.tasks.values()], dtype=torch.bool)
+
+    def reward_weight_tensors(self, components: Iterable[str]) -> dict[str, torch.Tensor]:
+        """component -> (K,) float64 weight of that component in each task, in index order:
+        what GS-GDPO / GDPO weigh each normalised component by (method.md section 1)."""
+        import torch
+
+        return {
+            name: torch.tensor(
+                [float(t.reward_weights.get(name, 0.0)) for t in self.tasks.values()],
+                dtype=torch.float64,
+            )
+            for name in components
+        }
 
     def problem_types(self) -> tuple[str, ...]:
         """Union of all tasks' problem types, in first-seen order."""
