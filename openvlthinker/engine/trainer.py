@@ -239,6 +239,7 @@ class Trainer:
                 "response_tokens": int(n_tokens),
                 "length_envelope": tuple(spec.length_envelope),
                 "weights": dict(spec.reward_weights),
+                "scorer_options": {k: dict(v) for k, v in spec.scorer_options.items()},
             }
             if record.options:
                 item["options"] = list(record.options)

@@ -43,6 +43,10 @@ def test_tiny_cpu_yaml_loads_and_overrides_apply():
             "algorithm.components=[correctness,acc]",
             r"algorithm.components=\['correctness', 'acc'\]: unknown \['acc'\]; known: correctness",
         ),
+        (
+            "algorithm.adv_estimator=gs_gdpo algorithm.components=[]",
+            r"algorithm.components=\[\]: gs_gdpo needs the reward components",
+        ),
         ("reward.think_tagg=x", r"reward=\{'think_tagg': 'x'\}: .*unknown key\(s\) think_tagg"),
         ("reward.coordinate_frame=pixels", r"reward=.*coordinate_frame: 'pixels' is unknown"),
         ("data.template=fancy", r"data.template='fancy': prompt template 'fancy' not found"),
@@ -54,7 +58,7 @@ def test_tiny_cpu_yaml_loads_and_overrides_apply():
 )
 def test_bad_values_name_the_key_and_the_fix(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(ROOT / "configs/tiny_cpu.yaml", [override])
+        load_config(ROOT / "configs/tiny_cpu.yaml", override.split(" "))
 
 
 def test_unknown_and_mistyped_keys_are_errors_naming_the_key():
