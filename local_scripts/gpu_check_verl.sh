@@ -28,7 +28,8 @@ import openvlthinker.verl_plugin  # noqa: F401
 assert torch.cuda.is_available(), "no CUDA device visible"
 print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), vllm {vllm.__version__}, "
       f"flash-attn {flash_attn.__version__}, verl {verl.__version__}")
-assert {"gs_grpo", "gs_gdpo", "gdpo"} <= set(core_algos.ADV_ESTIMATOR_REGISTRY)
+assert {"gs_grpo", "gs_gdpo"} <= set(core_algos.ADV_ESTIMATOR_REGISTRY)
+assert core_algos.ADV_ESTIMATOR_REGISTRY["gdpo"] is core_algos.compute_gdpo_outcome_advantage
 PY
 
 train() {

@@ -4,18 +4,21 @@ from openvlthinker.advantage import baselines, g2rpo  # noqa: F401  (registers t
 from openvlthinker.advantage.gaussian import gaussian_quantile_map
 from openvlthinker.advantage.registry import (
     ESTIMATORS,
+    INPUTS,
     Batch,
     Requirements,
     compute_advantage,
     estimator_options,
     estimator_requirements,
     get_estimator,
+    missing_inputs,
     register_estimator,
 )
 from openvlthinker.advantage.segments import factorize
 
 __all__ = [
     "ESTIMATORS",
+    "INPUTS",
     "Batch",
     "Requirements",
     "compute_advantage",
@@ -24,5 +27,6 @@ __all__ = [
     "factorize",
     "gaussian_quantile_map",
     "get_estimator",
+    "missing_inputs",
     "register_estimator",
 ]

@@ -62,20 +62,15 @@ def gs_gdpo(
     pin_equal_groups: bool = False,
     component_weights: Mapping[str, float] | None = None,
 ) -> torch.Tensor:
-    """GS-GDPO: each reward component mapped by rank inside its prompt group, the
-    (weighted) maps summed, then the sum mapped over each task."""
+    """GS-GDPO: each reward component mapped by rank inside its prompt group, the maps
+    summed with the task's reward weights (``component_weights`` overrides; neither: 1.0),
+    then the sum mapped over each task."""
     chosen = _check_stages(stages)
-    weights = dict(component_weights or {})
-    unknown = sorted(set(weights) - set(batch.components))
-    if unknown:
-        raise ValueError(
-            f"algorithm.component_weights names {unknown}, not among the components "
-            f"{sorted(batch.components)}"
-        )
     total = torch.zeros_like(batch.rewards)
-    for key, value in batch.components.items():
+    for key, weight in batch.weights_of(component_weights).items():
+        value = batch.components[key]
         mapped = gaussian_quantile_map(value, batch.group) if "group" in chosen else value
-        total = total + weights.get(key, 1.0) * mapped
+        total = total + weight * mapped
     out = _stage_two(batch, total, chosen)
     if pin_equal_groups:
         out = _pin(out, list(batch.components.values()), batch)

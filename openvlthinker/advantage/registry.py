@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -21,38 +21,84 @@ class Batch:
     task: torch.Tensor
     num_tasks: int
     components: Mapping[str, torch.Tensor]
+    #: (B,) response length in tokens, or None when the caller did not pass it.
+    lengths: torch.Tensor | None = None
+    #: component -> (B,) weight of that component in each row's task (the task file's
+    #: reward weights); empty when the caller passed none.
+    reward_weights: Mapping[str, torch.Tensor] = field(default_factory=dict)
+
+    def weights_of(self, overrides: Mapping[str, float] | None) -> dict[str, torch.Tensor | float]:
+        """Weight of each component: ``overrides[name]`` (an estimator's ``component_weights``)
+        where given, else the row's task weight (:attr:`reward_weights`), else 1.0."""
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(self.components))
+        if unknown:
+            raise ValueError(
+                f"algorithm.component_weights names {unknown}, not among the components "
+                f"{sorted(self.components)}"
+            )
+        return {
+            key: float(overrides[key]) if key in overrides else self.reward_weights.get(key, 1.0)
+            for key in self.components
+        }
 
 
 EstimatorFn = Callable[..., torch.Tensor]
 ESTIMATORS: dict[str, EstimatorFn] = {}
 
 
+#: Inputs an estimator may need beyond rewards and prompt groups, as engines name them.
+INPUTS = ("task", "components", "baselines", "lengths")
+
+
 @dataclass(frozen=True)
 class Requirements:
     """What an estimator reads beyond rewards and prompt groups, so that engines can
-    check their inputs without knowing estimator names."""
+    check at load that they provide it, without knowing estimator names.
+
+    task: per-row task keys; components: reward components; baselines: the reward of the
+    prompt's greedy response per row (ReMax); lengths: response lengths in tokens.
+    """
 
     task: bool = False
     components: bool = False
+    baselines: bool = False
+    lengths: bool = False
+
+    def inputs(self) -> tuple[str, ...]:
+        """The names (of :data:`INPUTS`) this estimator needs."""
+        return tuple(name for name in INPUTS if getattr(self, name))
 
 
 _REQUIREMENTS: dict[str, Requirements] = {}
 
 
 def register_estimator(
-    name: str, *, uses_task: bool = False, needs_components: bool = False
+    name: str,
+    *,
+    uses_task: bool = False,
+    needs_components: bool = False,
+    needs_baselines: bool = False,
+    needs_lengths: bool = False,
 ) -> Callable[[EstimatorFn], EstimatorFn]:
     """Decorator: make ``fn(batch: Batch, **options) -> Tensor[B]`` available as ``name``.
 
     uses_task: the estimator normalises per task (without task keys it treats the batch as
     one task). needs_components: it reads ``batch.components`` and fails without them.
+    needs_baselines: it takes a ``baselines`` option, the greedy response's reward per row.
+    needs_lengths: its default reads ``batch.lengths`` (response tokens).
     """
 
     def decorate(fn: EstimatorFn) -> EstimatorFn:
         if name in ESTIMATORS and ESTIMATORS[name] is not fn:
             raise ValueError(f"advantage estimator {name!r} is already registered")
         ESTIMATORS[name] = fn
-        _REQUIREMENTS[name] = Requirements(task=uses_task, components=needs_components)
+        _REQUIREMENTS[name] = Requirements(
+            task=uses_task,
+            components=needs_components,
+            baselines=needs_baselines,
+            lengths=needs_lengths,
+        )
         return fn
 
     return decorate
@@ -62,6 +108,13 @@ def estimator_requirements(name: str) -> Requirements:
     """The :class:`Requirements` of estimator ``name`` (unknown names raise, listing the known)."""
     get_estimator(name)
     return _REQUIREMENTS.get(name, Requirements())
+
+
+def missing_inputs(name: str, provided: Iterable[str]) -> list[str]:
+    """The inputs (of :data:`INPUTS`) estimator ``name`` needs and ``provided`` lacks: what
+    an engine checks at load, before the first rollout."""
+    have = set(provided)
+    return [i for i in estimator_requirements(name).inputs() if i not in have]
 
 
 def get_estimator(name: str) -> EstimatorFn:
@@ -81,7 +134,8 @@ def estimator_options(name: str) -> dict[str, object]:
 
 
 def _as_float_vector(x: torch.Tensor | Sequence[float], where: str) -> torch.Tensor:
-    t = torch.as_tensor(x)
+    # a Python list goes straight to float64: through torch's float32 default, 0.9 is 0.89999998
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=torch.float64)
     if t.dim() != 1:
         raise ValueError(f"{where}: expected shape (B,), got {tuple(t.shape)}")
     values = t.to(torch.float64)
@@ -101,13 +155,19 @@ def compute_advantage(
     group: Keys,
     task: Sequence[Hashable] | torch.Tensor | None = None,
     components: Mapping[str, torch.Tensor | Sequence[float]] | None = None,
+    *,
+    lengths: torch.Tensor | Sequence[float] | None = None,
+    reward_weights: Mapping[str, torch.Tensor | Sequence[float]] | None = None,
     **options: object,
 ) -> torch.Tensor:
     """One scalar advantage per response (B,), by the estimator registered as ``name``.
 
     rewards: (B,) outcome reward per response. group: (B,) prompt-group id per response.
     task: (B,) task key per response, or None for a single task. components: name -> (B,)
-    reward components, for the multi-reward estimators. Returns rewards' float dtype
+    reward components, for the multi-reward estimators. lengths: (B,) response length in
+    tokens (verl's token-level whitening weighs each response by it). reward_weights:
+    component -> (B,) weight of the component in the row's task (the task file's), which
+    GS-GDPO / GDPO weigh the normalised components by. Returns rewards' float dtype
     (float32 for integer input); engines broadcast the value over response tokens.
     """
     fn = get_estimator(name)
@@ -129,16 +189,32 @@ def compute_advantage(
         key: _as_float_vector(value, f"components[{key!r}]")
         for key, value in (components or {}).items()
     }
-    for key, value in comps.items():
+    weights = {
+        key: _as_float_vector(value, f"reward_weights[{key!r}]")
+        for key, value in (reward_weights or {}).items()
+    }
+    lens = None if lengths is None else _as_float_vector(lengths, "lengths")
+    named = {f"components[{k!r}]": v for k, v in comps.items()}
+    named.update({f"reward_weights[{k!r}]": v for k, v in weights.items()})
+    if lens is not None:
+        named["lengths"] = lens
+    for label, value in named.items():
         if value.numel() != n:
-            raise ValueError(f"components[{key!r}]: {value.numel()} entries for {n} rewards")
+            raise ValueError(f"{label}: {value.numel()} entries for {n} rewards")
+    if lens is not None and bool((lens < 0).any()):
+        raise ValueError("lengths: response lengths must be >= 0")
     num_groups = int(group_ids.max()) + 1 if n else 0
     num_tasks = int(task_ids.max()) + 1 if n else 0
     if n and task is not None:
         _check_groups_inside_tasks(group_ids, task_ids, num_groups)
-    if estimator_requirements(name).components and not comps:
+    needs = estimator_requirements(name)
+    if needs.components and not comps:
         raise ValueError(f"{name} needs reward components: pass components={{name: (B,) tensor}}")
-    batch = Batch(r, group_ids, num_groups, task_ids, num_tasks, comps)
+    if needs.baselines and options.get("baselines") is None:
+        raise ValueError(
+            f"{name} needs baselines=(B,) tensor: the greedy response's reward per row"
+        )
+    batch = Batch(r, group_ids, num_groups, task_ids, num_tasks, comps, lens, weights)
     with torch.no_grad():
         advantage = fn(batch, **options)
     dtype = rewards.dtype if isinstance(rewards, torch.Tensor) else r.dtype

@@ -501,6 +501,17 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         list(a.components),
         f"unknown {bad}; known: {', '.join(COMPONENTS)}",
     )
+    from openvlthinker.advantage import missing_inputs
+
+    # this engine makes greedy baselines, counts tokens and keys tasks; components only if named
+    provided = ["task", "baselines", "lengths"] + (["components"] if a.components else [])
+    _check(
+        not missing_inputs(a.adv_estimator, provided),
+        "algorithm.components",
+        list(a.components),
+        f"{a.adv_estimator} needs the reward components; name them "
+        f"(e.g. [{', '.join(COMPONENTS)}])",
+    )
     _check(
         "weights" not in cfg.reward,
         "reward.weights",
@@ -657,11 +668,12 @@ def _learns_from_one_response(estimator: str, options: dict[str, Any], component
     (distinct rewards, one task): group-relative estimators give all zeros."""
     import torch
 
-    from openvlthinker.advantage import compute_advantage, estimator_options
+    from openvlthinker.advantage import compute_advantage, estimator_requirements
 
     rewards = torch.tensor([0.0, 1.0, 3.0, 7.0])
     kwargs = dict(options)
-    if "baselines" in estimator_options(estimator) and kwargs.get("baselines") is None:
+    needs = estimator_requirements(estimator)
+    if needs.baselines and kwargs.get("baselines") is None:
         kwargs["baselines"] = torch.zeros_like(rewards)
     adv = compute_advantage(
         estimator,
@@ -669,6 +681,7 @@ def _learns_from_one_response(estimator: str, options: dict[str, Any], component
         group=torch.arange(4),
         task=[0] * 4,
         components={c: rewards.roll(i) for i, c in enumerate(components)},
+        lengths=torch.full_like(rewards, 4.0) if needs.lengths else None,
         **kwargs,
     )
     return bool(adv.abs().max() > 0)

@@ -20,7 +20,7 @@ import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import AutoConfig
 
-from openvlthinker.advantage import compute_advantage, estimator_options
+from openvlthinker.advantage import compute_advantage, estimator_requirements
 from openvlthinker.advantage.segments import segment_count, segment_sum
 from openvlthinker.data import load_task_data
 from openvlthinker.engine import checkpoint as ckpt
@@ -304,6 +304,7 @@ class Trainer:
                 # None while 'auto' is being measured: no length term then
                 "length_envelope": spec.length_envelope,
                 "weights": dict(spec.reward_weights),
+                "scorer_options": {k: dict(v) for k, v in spec.scorer_options.items()},
             }
             if record.options:
                 item["options"] = list(record.options)
@@ -321,7 +322,7 @@ class Trainer:
         want = cfg.data.rollout_batch_size
         parts, records, scores, sizes, baselines = [], [], [], [], []
         # Estimators that take per-row baselines (ReMax) get the greedy response's reward.
-        needs_baselines = "baselines" in estimator_options(cfg.algorithm.adv_estimator)
+        needs_baselines = estimator_requirements(cfg.algorithm.adv_estimator).baselines
         timing = defaultdict(float)
         kept_groups = gen_batches = 0
         while kept_groups < want and gen_batches < (ds.max_num_gen_batches if ds.enable else 1):
@@ -395,8 +396,20 @@ class Trainer:
         options = dict(a.estimator_options)
         if batch.baselines is not None:
             options["baselines"] = torch.tensor(batch.baselines, dtype=torch.float32)
+        # GS-GDPO / GDPO weigh each normalised component by the row's task weight
+        weights = {
+            name: w[batch.task_index]
+            for name, w in self.registry.reward_weight_tensors(a.components).items()
+        }
         batch.advantages = compute_advantage(
-            a.adv_estimator, rewards, batch.group, task=task_keys, components=components, **options
+            a.adv_estimator,
+            rewards,
+            batch.group,
+            task=task_keys,
+            components=components,
+            lengths=batch.rollout.response_lengths().cpu(),
+            reward_weights=weights,
+            **options,
         )
 
     def micro_batches(self, index: torch.Tensor) -> list[torch.Tensor]:

@@ -12,6 +12,14 @@ COORDINATE_FRAMES: tuple[str, ...] = ("qwen_1000", "absolute")
 START_METHODS: tuple[str, ...] = ("fork", "forkserver", "spawn")
 
 
+_NUMERIC_RULE = (
+    "numerical answers follow MathVista's rule; a task file sets another per task "
+    "(scorer_options: {numerical: {rule: relaxed, tolerance: 0.05}})"
+)
+#: Keys that used to exist, with what replaced them.
+REMOVED: dict[str, str] = {"numeric_rel_tol": _NUMERIC_RULE, "numeric_abs_tol": _NUMERIC_RULE}
+
+
 def _default_weights() -> dict[str, float]:
     return {"correctness": 0.9, "format": 0.1, "structure": 1.0, "length": 0.0}
 
@@ -58,13 +66,6 @@ class RewardConfig:
             "'absolute' (pixels of the image the model saw, model_image_size)."
         ),
     )
-    numeric_rel_tol: float = field(
-        default=1e-3, metadata=_help("Relative tolerance of numerical answers.")
-    )
-    numeric_abs_tol: float = field(
-        default=5e-3,
-        metadata=_help("Absolute tolerance of numerical answers (released: 2-decimal rounding)."),
-    )
     regression_thresholds: tuple[float, ...] = field(
         default=(0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95),
         metadata=_help("Confidence thresholds of the mean relative accuracy, each in (0, 1)."),
@@ -74,7 +75,11 @@ class RewardConfig:
         metadata=_help("Denominator of the relative error when the target is 0."),
     )
     ocr_metric: str = field(
-        default="wer", metadata=_help("OCR correctness is 1 - 'wer' or 1 - 'cer', clipped.")
+        default="wer",
+        metadata=_help(
+            "OCR correctness: 1 - 'wer' or 1 - 'cer' (clipped), or 'anls'; a task's "
+            "scorer_options.ocr.metric overrides it."
+        ),
     )
     point_sigma: float = field(
         default=50.0,
@@ -134,16 +139,16 @@ class RewardConfig:
                 f"reward.coordinate_frame: {self.coordinate_frame!r} is unknown; "
                 f"known: {', '.join(COORDINATE_FRAMES)}"
             )
-        if self.ocr_metric not in ("wer", "cer"):
-            raise ValueError(f"reward.ocr_metric: expected 'wer' or 'cer', got {self.ocr_metric!r}")
+        if self.ocr_metric not in ("wer", "cer", "anls"):
+            raise ValueError(
+                f"reward.ocr_metric: expected 'wer', 'cer' or 'anls', got {self.ocr_metric!r}"
+            )
         if self.start_method not in START_METHODS:
             raise ValueError(
                 f"reward.start_method: {self.start_method!r} is unknown; "
                 f"known: {', '.join(START_METHODS)}"
             )
         _check_range("structure_bonus", self.structure_bonus, 0.0, 1.0)
-        for name in ("numeric_rel_tol", "numeric_abs_tol"):
-            _check_range(name, getattr(self, name), 0.0, math.inf)
         for name in ("regression_zero_scale", "point_sigma", "time_tau"):
             _check_positive(name, getattr(self, name))
         for name in ("math_timeout", "call_timeout", "kill_grace"):
@@ -172,6 +177,9 @@ class RewardConfig:
     def from_dict(cls, values: Mapping[str, Any] | None) -> RewardConfig:
         """Build from a plain mapping (YAML/omegaconf); unknown keys are an error naming them."""
         values = dict(values or {})
+        removed = sorted(set(values) & set(REMOVED))
+        if removed:
+            raise ValueError(f"reward.{removed[0]} was removed: {REMOVED[removed[0]]}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

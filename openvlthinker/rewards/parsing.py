@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from decimal import Decimal
 from typing import Any
 
 MAX_NUMBER_CHARS = 200
@@ -74,6 +75,32 @@ def parse_number(value: Any) -> float | None:
     if match.group("sign") in ("-", "\u2212"):
         number = -number
     return number if math.isfinite(number) else None
+
+
+def number_decimals(value: Any) -> int | None:
+    """Decimal places a number is written with: 0 for ``2019``, ``1,000``, ``45%``, 2 for
+    ``1.25`` / ``12.50 cm``, exponent-adjusted for ``1.5e-3`` (4); None for fractions,
+    ``\\frac``, and anything :func:`parse_number` does not read."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return 0
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return 0 if value.is_integer() else max(0, -int(Decimal(repr(value)).as_tuple().exponent))
+    if not isinstance(value, str) or len(value) > MAX_NUMBER_CHARS:
+        return None
+    text = strip_boxed(value).strip().strip("$").strip()
+    if text.lower().rstrip(".") in _NUMBER_WORDS:
+        return 0
+    match = _NUMBER.fullmatch(text)
+    if match is None or match.group("den") or parse_number(value) is None:
+        return None
+    places = len(match.group("frac")) - 1 if match.group("frac") else 0
+    if match.group("exp"):
+        places -= int(match.group("exp"))
+    return max(places, 0)
 
 
 def load_json(value: Any) -> Any:

@@ -34,22 +34,30 @@ class ScoreContext:
     image_size: tuple[float, float] | None = None
     model_image_size: tuple[float, float] | None = None
     task: str | None = None
+    #: The task's options for this problem type (the scorer's options dataclass), or None
+    #: for a scorer that declares none.
+    scorer_options: Any = None
 
 
 Scorer = Callable[[str, Any, ScoreContext], "Verdict | float | Mapping[str, Any]"]
 
 REWARD_FUNCTIONS: dict[str, Scorer] = {}
+#: problem type -> the dataclass of options its scorer takes (a task file's scorer_options).
+SCORER_OPTIONS: dict[str, type] = {}
 _BUILTIN_MODULE_PREFIX = "openvlthinker.rewards."
 # Bumped on every registration, so a worker pool knows when its copy is stale.
 registry_version = [0]
 
 
-def register_scorer(problem_type: str, *, replace: bool = False) -> Callable[[Scorer], Scorer]:
+def register_scorer(
+    problem_type: str, *, replace: bool = False, options: type | None = None
+) -> Callable[[Scorer], Scorer]:
     """Decorator: make ``fn(answer, ground_truth, ctx)`` the scorer of ``problem_type``.
 
     A new name becomes a known problem type. Registering a different function for a type
     that has one raises unless ``replace=True``. The scorer returns a :class:`Verdict`, a
-    float (the correctness) or a mapping with correctness/structure/error.
+    float (the correctness) or a mapping with correctness/structure/error. ``options``: a
+    dataclass of the options a task file may set for this type (``ctx.scorer_options``).
     """
     try:
         name = canonical_problem_type(problem_type, where="register_scorer")
@@ -69,6 +77,10 @@ def register_scorer(problem_type: str, *, replace: bool = False) -> Callable[[Sc
         if old is not fn:
             REWARD_FUNCTIONS[name] = fn
             registry_version[0] += 1
+        if options is not None:
+            SCORER_OPTIONS[name] = options
+        else:
+            SCORER_OPTIONS.pop(name, None)
         return fn
 
     return decorator
@@ -104,6 +116,22 @@ def validate_problem_types(
             )
         canonical.append(name)
     return canonical
+
+
+def scorer_options(problem_type: str, values: Mapping[str, Any] | None) -> Any:
+    """The options object of ``problem_type``'s scorer built from ``values`` (a task's
+    ``scorer_options.<type>``); None for a scorer without options. Raises
+    :class:`~openvlthinker.rewards.options.ScorerOptionError` naming a bad option."""
+    from openvlthinker.rewards.options import ScorerOptionError, build_options
+
+    cls = SCORER_OPTIONS.get(problem_type)
+    if cls is None:
+        if values:
+            raise ScorerOptionError(
+                sorted(values)[0], f"the {problem_type!r} scorer takes no options"
+            )
+        return None
+    return build_options(cls, values)
 
 
 def as_verdict(value: Any) -> Verdict:

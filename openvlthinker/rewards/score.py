@@ -9,7 +9,12 @@ from typing import Any
 
 from openvlthinker.problem_types import canonical_problem_type
 from openvlthinker.rewards.config import COMPONENTS, RewardConfig, merge_weights
-from openvlthinker.rewards.registry import REWARD_FUNCTIONS, ScoreContext, as_verdict
+from openvlthinker.rewards.registry import (
+    REWARD_FUNCTIONS,
+    ScoreContext,
+    as_verdict,
+    scorer_options,
+)
 from openvlthinker.rewards.tags import answer_without_tag, extract_answer, format_ok
 from openvlthinker.rewards.timeouts import ScoreTimeout, can_interrupt, time_limit
 from openvlthinker.rewards.user import load_user_scorers
@@ -29,6 +34,7 @@ ITEM_KEYS: frozenset[str] = frozenset(
         "options",
         "image_size",
         "model_image_size",
+        "scorer_options",
     }
 )
 _DEFAULT_CONFIG: list[RewardConfig] = []
@@ -62,9 +68,13 @@ def score(
     options: list[str] | None = None,
     image_size: tuple[int, int] | None = None,
     model_image_size: tuple[int, int] | None = None,
+    scorer_options: Mapping[str, Mapping[str, Any]] | None = None,
     config: RewardConfig | None = None,
 ) -> dict[str, Any]:
     """Score one response; never raises and never runs past ``config.call_timeout`` (+ grace).
+
+    scorer_options: problem type -> options of its scorer (a task's ``scorer_options``,
+    e.g. ``{"numerical": {"rule": "relaxed"}}``).
 
     Returns overall, format, correctness, structure, length (finite floats; components in
     [0, 1]), acc (= correctness) and error (None or a short reason).
@@ -80,6 +90,7 @@ def score(
         "options": options,
         "image_size": image_size,
         "model_image_size": model_image_size,
+        "scorer_options": scorer_options,
     }
     cfg = config if config is not None else default_config()
     try:
@@ -120,6 +131,8 @@ def _score(item: Any, cfg: RewardConfig) -> dict[str, Any]:
         scorer = REWARD_FUNCTIONS[name]
         weights = merge_weights(cfg.weights, item.get("weights"), where="weights")
         length = _length(item.get("response_tokens"), item.get("length_envelope"))
+        options_of_type = (item.get("scorer_options") or {}).get(name)
+        type_options = scorer_options(name, options_of_type)
     except (ValueError, KeyError, TypeError) as e:
         return error_result(f"{type(e).__name__}: {str(e)[:160]}")
 
@@ -145,6 +158,7 @@ def _score(item: Any, cfg: RewardConfig) -> dict[str, Any]:
             image_size=item.get("image_size"),
             model_image_size=item.get("model_image_size"),
             task=item.get("task"),
+            scorer_options=type_options,
         )
         try:
             verdict = as_verdict(scorer(answer, ground_truth, ctx))

@@ -1,12 +1,15 @@
-"""Free-text answers: OCR (1 - word/character error rate) and open-ended (ROUGE-L F)."""
+"""Free-text answers: OCR (1 - word/character error rate, or ANLS) and open-ended (ROUGE-L F,
+or ANLS); a list ground truth is "any of these" (the best key counts)."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rapidfuzz.distance import LCSseq, Levenshtein
 
+from openvlthinker.rewards.options import OcrOptions, OpenEndedOptions
 from openvlthinker.rewards.registry import ScoreContext, Verdict, register_scorer
 
 
@@ -19,14 +22,19 @@ def _rouge_tokenizer() -> Any:
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)._tokenizer
 
 
-def ocr_accuracy(reference: str, hypothesis: str, metric: str = "wer") -> float:
+def ocr_accuracy(
+    reference: str, hypothesis: str, metric: str = "wer", *, collapse_whitespace: bool = True
+) -> float:
     """1 - WER (or CER), clipped to [0, 1]; an empty reference is matched only by an empty answer.
 
     Words are split on any whitespace (newlines in OCR text are word breaks); the edit
-    distance is rapidfuzz's Levenshtein over words (WER) or characters (CER).
+    distance is rapidfuzz's Levenshtein over words (WER) or characters (CER). CER compares
+    with whitespace runs collapsed to one space unless ``collapse_whitespace=False``.
     """
     if metric == "cer":
-        ref, hyp = " ".join(reference.split()), " ".join(hypothesis.split())
+        if collapse_whitespace:
+            reference, hypothesis = " ".join(reference.split()), " ".join(hypothesis.split())
+        ref, hyp = reference, hypothesis
     else:
         ref, hyp = reference.split(), hypothesis.split()
     if not ref:
@@ -52,13 +60,87 @@ def rouge_l(reference: str, hypothesis: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-@register_scorer("ocr")
+def normalize_text(text: str, *, case_sensitive: bool = False, whitespace: bool = True) -> str:
+    """``text`` lower-cased unless ``case_sensitive``, whitespace runs collapsed to one space
+    and the ends stripped when ``whitespace``."""
+    if not case_sensitive:
+        text = text.lower()
+    return " ".join(text.split()) if whitespace else text
+
+
+def _normalized_similarity(reference: str, answer: str, threshold: float) -> float:
+    """1 - Levenshtein distance / the longer length (1 for two empty strings), or 0 when
+    that distance is >= ``threshold``."""
+    longest = max(len(reference), len(answer))
+    distance = Levenshtein.distance(reference, answer) / longest if longest else 0.0
+    return 1.0 - distance if distance < threshold else 0.0
+
+
+def anls(prediction: str, keys: Sequence[str], threshold: float = 0.5) -> float:
+    """ANLS of one answer, the DocVQA / InfographicVQA metric (Biten et al. 2019, arXiv
+    1907.00490, Eq. 1): the best over ``keys`` of ``1 - NL``, NL the Levenshtein distance
+    (rapidfuzz) over ``max(len(key), len(prediction))``, and 0 where NL >= ``threshold``.
+    Both sides lower-cased with whitespace collapsed first, as the DocVQA scorers do. No
+    key: 0."""
+    answer = normalize_text(prediction)
+    return max(
+        (_normalized_similarity(normalize_text(k), answer, threshold) for k in keys), default=0.0
+    )
+
+
+def answer_keys(ground_truth: Any) -> list[str]:
+    """The acceptable answers of a text ground truth: each item of a list ("any of these"),
+    or the one string."""
+    if isinstance(ground_truth, (list, tuple)):
+        return [str(k) for k in ground_truth]
+    return [str(ground_truth)]
+
+
+def _best(ground_truth: Any, similarity: Callable[[str], float]) -> Verdict:
+    keys = answer_keys(ground_truth)
+    if not keys:
+        return Verdict(0.0, 0.0, "ground truth is an empty list")
+    return Verdict(max(similarity(key) for key in keys))
+
+
+def _normalizer(o: Any) -> Callable[[str], str]:
+    def norm(text: str) -> str:
+        return normalize_text(
+            text, case_sensitive=o.case_sensitive, whitespace=o.normalize_whitespace
+        )
+
+    return norm
+
+
+@register_scorer("ocr", options=OcrOptions)
 def score_ocr(answer: str, ground_truth: Any, ctx: ScoreContext) -> Verdict:
-    """1 - word error rate (``ocr_metric='cer'``: character error rate), clipped."""
-    return Verdict(ocr_accuracy(str(ground_truth), answer, ctx.config.ocr_metric))
+    """1 - word error rate (``metric: cer``: character error rate), clipped, or ``anls``;
+    the best over the keys of a list ground truth. Case-insensitive and whitespace-normalised
+    by default (as OCRBench and ANLS); a task's ``scorer_options.ocr`` says otherwise."""
+    o = ctx.scorer_options or OcrOptions()
+    metric = o.metric or ctx.config.ocr_metric
+    norm = _normalizer(o)
+    if metric == "anls":
+        return _best(
+            ground_truth,
+            lambda key: _normalized_similarity(norm(key), norm(answer), o.anls_threshold),
+        )
+    whitespace = o.normalize_whitespace
+    return _best(
+        ground_truth,
+        lambda key: ocr_accuracy(norm(key), norm(answer), metric, collapse_whitespace=whitespace),
+    )
 
 
-@register_scorer("open_ended")
+@register_scorer("open_ended", options=OpenEndedOptions)
 def score_open_ended(answer: str, ground_truth: Any, ctx: ScoreContext) -> Verdict:
-    """ROUGE-L F1 against the reference answer (really computed; released: always 0)."""
-    return Verdict(rouge_l(str(ground_truth), answer))
+    """ROUGE-L F1 against the reference (really computed; released: always 0), or ``anls``;
+    the best over the keys of a list ground truth."""
+    o = ctx.scorer_options or OpenEndedOptions()
+    if o.metric == "anls":
+        norm = _normalizer(o)
+        return _best(
+            ground_truth,
+            lambda key: _normalized_similarity(norm(key), norm(answer), o.anls_threshold),
+        )
+    return _best(ground_truth, lambda key: rouge_l(key, answer))

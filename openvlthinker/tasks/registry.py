@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,6 +97,13 @@ class TaskSpec:
     reward_weights: Mapping[str, float] = field(
         metadata={"help": "Weights of correctness/format/structure, plus length = length_weight."}
     )
+    scorer_options: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Problem type -> options of its scorer (checked at load), e.g. "
+            "{numerical: {rule: relaxed, tolerance: 0.05}, ocr: {case_sensitive: false}}."
+        },
+    )
     train: tuple[DataFile, ...] = field(
         default=(), metadata={"help": "Training files of the task."}
     )
@@ -183,6 +190,19 @@ class TaskRegistry(Mapping[str, TaskSpec]):
 
         return torch.tensor([t.length_weight > 0 for t in self.tasks.values()], dtype=torch.bool)
 
+    def reward_weight_tensors(self, components: Iterable[str]) -> dict[str, torch.Tensor]:
+        """component -> (K,) float64 weight of that component in each task, in index order:
+        what GS-GDPO / GDPO weigh each normalised component by (method.md section 1)."""
+        import torch
+
+        return {
+            name: torch.tensor(
+                [float(t.reward_weights.get(name, 0.0)) for t in self.tasks.values()],
+                dtype=torch.float64,
+            )
+            for name in components
+        }
+
     def problem_types(self) -> tuple[str, ...]:
         """Union of all tasks' problem types, in first-seen order."""
         seen: dict[str, None] = {}
@@ -205,6 +225,7 @@ _DEFAULT_KEYS = {
     "length_weight",
     "entropy_band",
     "reward_weights",
+    "scorer_options",
 }
 _TASK_KEYS = {"domain", "problem_types", "train", "validation"} | _DEFAULT_KEYS
 _BAND_KEYS = ("h_min", "h_max", "coef")
@@ -385,6 +406,56 @@ def _weights(value: Any, where: str) -> dict[str, float]:
     return {k: _number(v, f"{where}.{k}") for k, v in value.items()}
 
 
+def _raw_scorer_options(
+    value: Any, where: str, types: tuple[str, ...] | None
+) -> dict[str, dict[str, Any]]:
+    """``scorer_options`` keyed by canonical problem type; ``types``: the ones allowed."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TaskFileError(f"{where}: must map problem type -> options, got {value!r}")
+    out: dict[str, dict[str, Any]] = {}
+    for raw, options in value.items():
+        try:
+            name = canonical_problem_type(raw, where=f"{where}.{raw}")
+        except ValueError as e:
+            raise TaskFileError(str(e)) from e
+        if types is not None and name not in types:
+            raise TaskFileError(
+                f"{where}.{raw}: {name!r} is not a problem type of this task "
+                f"(its problem_types: {', '.join(types)})"
+            )
+        if options is not None and not isinstance(options, dict):
+            raise TaskFileError(
+                f"{where}.{raw}: must be a mapping option -> value, got {options!r}"
+            )
+        out[name] = dict(options or {})
+    return out
+
+
+def _scorer_options(
+    defaults: Any, body: Any, types: tuple[str, ...], path: Path, key: str
+) -> dict[str, dict[str, Any]]:
+    """The task's scorer options: ``defaults.scorer_options`` (for the task's own problem
+    types) merged option by option under the task's, each checked by its scorer."""
+    import openvlthinker.rewards  # noqa: F401  (registers the built-in scorers and options)
+    from openvlthinker.rewards.options import ScorerOptionError
+    from openvlthinker.rewards.registry import scorer_options
+
+    base = _raw_scorer_options(defaults, f"{path}: key 'defaults.scorer_options'", None)
+    own = _raw_scorer_options(body, _where(path, key, "scorer_options"), types)
+    merged = {t: {**base.get(t, {}), **own.get(t, {})} for t in types if t in base or t in own}
+    checks = [(t, o, "defaults.scorer_options", None) for t, o in base.items()]
+    checks += [(t, o, "scorer_options", key) for t, o in merged.items()]
+    for name, options, prefix, task in checks:
+        try:
+            scorer_options(name, options)
+        except ScorerOptionError as e:
+            where = _where(path, task, f"{prefix}.{name}.{e.key}")
+            raise TaskFileError(f"{where}: {e.reason}") from e
+    return merged
+
+
 def _field_map(value: Any, where: str) -> dict[str, str] | None:
     if value is None:
         return None
@@ -502,6 +573,9 @@ def _task(
     weights = dict(DEFAULT_REWARD_WEIGHTS)
     weights.update(_weights(merged.get("reward_weights", {}), _where(path, key, "reward_weights")))
     weights["length"] = length_weight
+    options = _scorer_options(
+        defaults.get("scorer_options"), body.get("scorer_options"), tuple(types), path, key
+    )
     return TaskSpec(
         key=key,
         domain=domain,
@@ -516,6 +590,7 @@ def _task(
             allow_auto=allow_auto,
         ),
         reward_weights=weights,
+        scorer_options=options,
         train=tuple(
             DataFile(**f)
             for f in _files(

@@ -1,7 +1,8 @@
 """openvlthinker on verl 0.9.1: estimators, trainer, band loss, reward manager, data export.
 
-Importing this package registers our estimators in verl's advantage registry and our reward
-manager (``openvlthinker``) in verl's reward-manager registry. Name it in
+Importing this package registers ``gs_grpo`` and ``gs_gdpo`` (names verl does not have; verl's
+own estimators stay untouched) in verl's advantage registry and our reward manager
+(``openvlthinker``) in verl's reward-manager registry. Name it in
 ``VERL_USE_EXTERNAL_MODULES=openvlthinker.verl_plugin`` and verl imports it in every Ray
 process (``openvlthinker-verl`` sets that for you).
 """

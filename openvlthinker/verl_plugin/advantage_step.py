@@ -49,7 +49,8 @@ class StepInputs:
     advantage_key: the key stage 2 of G2RPO splits on (the task, or the problem type);
     rewards: (B,) scalar outcome reward; components: name -> (B,); response_mask: (B, T);
     entropy: (B, T) old-policy token entropy or None; padding: (B,) bool, rows verl added
-    to fill the batch, which take no part and get advantage 0.
+    to fill the batch, which take no part and get advantage 0; reward_weights: component ->
+    (B,) weight of the component in the row's task (the task file's), or None.
     """
 
     group: list[Any]
@@ -60,6 +61,7 @@ class StepInputs:
     response_mask: torch.Tensor
     entropy: torch.Tensor | None = None
     padding: torch.Tensor | None = None
+    reward_weights: dict[str, torch.Tensor] | None = None
 
 
 @dataclass
@@ -118,6 +120,8 @@ def advantage_step(
         group=[inputs.group[i] for i in rows],
         task=[inputs.advantage_key[i] for i in rows],
         components={k: v.to(torch.float64)[real] for k, v in inputs.components.items()} or None,
+        lengths=inputs.response_mask[real].sum(dim=-1),
+        reward_weights={k: v[real] for k, v in (inputs.reward_weights or {}).items()},
         **dict(options or {}),
     )
     advantages = torch.zeros(b, dtype=torch.float64)

@@ -273,10 +273,59 @@ def compose_config(config_file: str | os.PathLike, overrides: Sequence[str] = ()
         return compose(config_name=path.stem, overrides=list(overrides))
 
 
+#: Why this engine cannot provide an estimator input (advantage.INPUTS), for the load error.
+_NOT_PROVIDED = {
+    "baselines": "greedy-response reward baselines, which nothing on verl's V1 trainer "
+    "generates; use the single-process engine (openvlthinker train) for remax",
+    "components": f"the reward components that only the '{REWARD_MANAGER}' reward manager writes",
+}
+
+
+def _provided_inputs(cfg: DictConfig) -> list[str]:
+    """The estimator inputs G2RPOTrainer's advantage step passes with this config."""
+    provided = ["task", "lengths"]
+    if cfg.reward.reward_manager.name == REWARD_MANAGER:
+        provided.append("components")
+    return provided
+
+
+def estimator_call_options(cfg: DictConfig, settings: PluginSettings) -> dict[str, Any]:
+    """Keyword options of our estimator: ``openvlthinker.estimator_options`` plus verl's own
+    ``algorithm.norm_adv_by_std_in_grpo`` where our estimator takes it. A verl value that
+    our estimator cannot honour, or that contradicts ``estimator_options``, raises.
+    (verl's ``gdpo_reward_keys`` / ``gdpo_reward_weights`` are not in verl's YAML, so
+    :func:`validate` refuses them as unknown keys: our gdpo reads ``openvlthinker.components``
+    and the task file's weights.)"""
+    from openvlthinker.advantage import estimator_options
+
+    algo = cfg.algorithm
+    name = algo.adv_estimator
+    accepted = estimator_options(name)
+    options = dict(settings.estimator_options)
+    norm = bool(algo.get("norm_adv_by_std_in_grpo", True))
+    if "norm_adv_by_std_in_grpo" in accepted:
+        if options.setdefault("norm_adv_by_std_in_grpo", norm) != norm:
+            raise ValueError(
+                f"algorithm.norm_adv_by_std_in_grpo={norm} contradicts {SECTION}."
+                "estimator_options.norm_adv_by_std_in_grpo; set one of them"
+            )
+    elif not norm:
+        raise ValueError(
+            f"algorithm.norm_adv_by_std_in_grpo=false has no effect on {name!r}, which does "
+            "not divide by a group std; remove it"
+        )
+    return options
+
+
 def _check_estimator(cfg: DictConfig, settings: PluginSettings) -> None:
     from verl.trainer.ppo import core_algos
 
-    from openvlthinker.advantage import ESTIMATORS, estimator_options, estimator_requirements
+    from openvlthinker.advantage import (
+        ESTIMATORS,
+        estimator_options,
+        estimator_requirements,
+        missing_inputs,
+    )
     from openvlthinker.verl_plugin.estimators import register_verl_estimators
 
     register_verl_estimators()
@@ -298,13 +347,25 @@ def _check_estimator(cfg: DictConfig, settings: PluginSettings) -> None:
                 f"{SECTION}.estimator_options.{key} is not an option of {name!r}; "
                 f"it accepts: {', '.join(accepted) or 'none'}"
             )
-    needs_components = estimator_requirements(name).components
-    manager = cfg.reward.reward_manager.name
-    if needs_components and manager != REWARD_MANAGER:
+    missing = missing_inputs(name, _provided_inputs(cfg))
+    if missing:
+        manager = cfg.reward.reward_manager.name
+        where = f" (reward.reward_manager.name is {manager!r})" if "components" in missing else ""
         raise ValueError(
-            f"algorithm.adv_estimator {name!r} needs the reward components that only the "
-            f"'{REWARD_MANAGER}' reward manager writes; reward.reward_manager.name is {manager!r}"
+            f"algorithm.adv_estimator {name!r} needs {_NOT_PROVIDED[missing[0]]}{where}"
         )
+    if estimator_requirements(name).components and not settings.components:
+        raise ValueError(f"algorithm.adv_estimator {name!r} needs {SECTION}.components")
+    algo = cfg.algorithm
+    if name == "reinforce_plus_plus" and (algo.gamma != 1.0 or algo.use_kl_in_reward):
+        raise ValueError(
+            "algorithm.adv_estimator 'reinforce_plus_plus' under openvlthinker-verl is the "
+            "outcome form (one return per response, gamma = 1): it differs from verl's "
+            f"token-level returns with algorithm.gamma={algo.gamma} / "
+            f"algorithm.use_kl_in_reward={algo.use_kl_in_reward}; set gamma=1 and "
+            "use_kl_in_reward=false"
+        )
+    estimator_call_options(cfg, settings)
 
 
 def refuse_auto_bounds(task_file: str) -> None:

@@ -1,18 +1,19 @@
-"""Our estimators in verl's advantage registry (``register_adv_est``) under their own names.
+"""Our G2RPO estimators in verl's advantage registry (``register_adv_est``), under names verl
+does not have.
+
+Only ``gs_grpo`` and ``gs_gdpo`` go in: verl's own entries (``grpo``, ``gdpo``, ``rloo``, ...)
+stay exactly as verl shipped them, so importing this plugin never changes what verl's stock
+trainer computes. Our trainer (:class:`~openvlthinker.verl_plugin.trainer.G2RPOTrainer`)
+routes every name of ``openvlthinker.advantage`` through ``compute_advantage`` itself.
 
 verl calls a registered estimator as ``fn(token_level_rewards, response_mask, config,
 index=uid, ...)``: no task key and no reward components. These adapters therefore take
-``task`` and ``components`` as extra keywords; :class:`~openvlthinker.verl_plugin.trainer.G2RPOTrainer`
-passes them, and a stock verl trainer that cannot gets an error that says so instead of a
-silently single-task G2RPO.
-
-verl ships its own ``gdpo``; on the V1 trainer it cannot see the components and fails, so the
-plugin replaces that entry with ours (method.md section 1; same name, same meaning).
+``task`` and ``components`` as extra keywords; a stock verl trainer that cannot pass them
+gets an error that says so instead of a silently single-task G2RPO.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,27 +22,8 @@ import torch
 
 from openvlthinker.advantage import compute_advantage, estimator_requirements
 
-logger = logging.getLogger(__name__)
-
-#: Names this plugin puts into verl's registry.
-VERL_NAMES = ("gs_grpo", "gs_gdpo", "gdpo")
-
-
-def _components_from_non_tensor(
-    non_tensor_batch: Mapping[str, Any] | None, config: Any
-) -> dict[str, torch.Tensor] | None:
-    """verl's legacy trainer passes reward-extra columns in ``non_tensor_batch`` and names them
-    in ``algorithm.gdpo_reward_keys``; use them when our trainer did not pass components."""
-    keys = None if config is None else config.get("gdpo_reward_keys", None)
-    if not keys or non_tensor_batch is None:
-        return None
-    missing = [k for k in keys if k not in non_tensor_batch]
-    if missing:
-        raise ValueError(
-            f"algorithm.gdpo_reward_keys names {missing}, not among the reward columns "
-            f"{sorted(non_tensor_batch)}"
-        )
-    return {k: torch.as_tensor(np.asarray(non_tensor_batch[k], dtype=np.float64)) for k in keys}
+#: Names this plugin puts into verl's registry: ours alone, none of verl's.
+VERL_NAMES = ("gs_grpo", "gs_gdpo")
 
 
 def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
@@ -56,7 +38,7 @@ def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Te
         task: Sequence[Any] | None = None,
         components: Mapping[str, torch.Tensor] | None = None,
         options: Mapping[str, Any] | None = None,
-        non_tensor_batch: Mapping[str, Any] | None = None,
+        reward_weights: Mapping[str, torch.Tensor] | None = None,
         **_: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """token_level_rewards, response_mask: (B, T). Returns (advantages, returns), both
@@ -69,12 +51,10 @@ def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Te
                 "stock trainer does not pass to an estimator; launch with openvlthinker-verl "
                 "(G2RPOTaskRunner), whose advantage step passes task keys and reward components"
             )
-        if components is None:
-            components = _components_from_non_tensor(non_tensor_batch, config)
         if needs.components and not components:
             raise ValueError(
-                f"algorithm.adv_estimator {name!r} needs the reward components; launch with "
-                "openvlthinker-verl, or set algorithm.gdpo_reward_keys on verl's legacy trainer"
+                f"algorithm.adv_estimator {name!r} needs the reward components, which verl's "
+                "stock trainer does not pass to an estimator; launch with openvlthinker-verl"
             )
         rewards = (token_level_rewards * response_mask).sum(dim=-1)
         scalar = compute_advantage(
@@ -83,6 +63,8 @@ def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Te
             group=list(index),
             task=None if task is None else list(task),
             components=components if needs.components else None,
+            lengths=response_mask.sum(dim=-1),
+            reward_weights=reward_weights,
             **dict(options or {}),
         )
         advantages = scalar.to(token_level_rewards.dtype).unsqueeze(-1) * response_mask
@@ -94,7 +76,8 @@ def make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Te
 
 
 def register_verl_estimators() -> None:
-    """Put :data:`VERL_NAMES` into verl's ``ADV_ESTIMATOR_REGISTRY``; idempotent."""
+    """Put :data:`VERL_NAMES` into verl's ``ADV_ESTIMATOR_REGISTRY``; idempotent. A name that
+    verl itself registered is never replaced (that would change verl's stock trainer)."""
     from verl.trainer.ppo import core_algos
 
     registry = core_algos.ADV_ESTIMATOR_REGISTRY
@@ -103,6 +86,8 @@ def register_verl_estimators() -> None:
         if current is not None and current.__name__ == f"openvlthinker_{name}":
             continue
         if current is not None:
-            logger.info("replacing verl's %r advantage estimator with openvlthinker's", name)
-            del registry[name]
+            raise ValueError(
+                f"verl's advantage registry already has {name!r} ({current.__module__}."
+                f"{current.__qualname__}); openvlthinker does not replace verl's estimators"
+            )
         core_algos.register_adv_est(name)(make_verl_estimator(name))

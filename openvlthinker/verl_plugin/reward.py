@@ -83,6 +83,7 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
             options=list(options) if options is not None and len(options) else None,
             image_size=_optional_size(extra.get("image_size")),
             model_image_size=_optional_size(extra.get("model_image_size")),
+            scorer_options={k: dict(v) for k, v in spec.scorer_options.items()},
             config=self.reward_config,
         )
         if result.get("error"):

@@ -4,8 +4,11 @@
 (``data_source``), the prompt-group id (``uid``), the reward components (the reward
 manager's ``reward_extra_info``) and the old-policy entropy from TransferQueue, calls
 :func:`~openvlthinker.verl_plugin.advantage_step.advantage_step`, and writes advantages,
-returns and the band weights back under the same keys. Estimators that are verl's alone
-(``gae`` and friends) go through verl's own step unchanged.
+returns and the band weights back under the same keys. Every name of
+``openvlthinker.advantage`` (``gs_grpo``, ``gs_gdpo``, and ``grpo``, ``gdpo``, ``rloo``,
+``reinforce_plus_plus``, whose defaults give verl's numbers) runs our code here; names that
+are verl's alone (``gae``, ``opo``, ``reinforce_plus_plus_baseline``, ...) go through verl's
+own step unchanged.
 
 We do not register a trainer mode (verl treats any mode other than ``sync`` as async);
 ``G2RPOTaskRunner`` builds this trainer directly and ``run_ppo`` drives it.
@@ -27,7 +30,12 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from openvlthinker.advantage import ESTIMATORS
 from openvlthinker.verl_plugin.advantage_step import StepInputs, TaskBands, advantage_step
-from openvlthinker.verl_plugin.config import PluginSettings, load_registry, load_settings
+from openvlthinker.verl_plugin.config import (
+    PluginSettings,
+    estimator_call_options,
+    load_registry,
+    load_settings,
+)
 from openvlthinker.verl_plugin.loss import BAND_WEIGHT_KEY, band_ppo_loss
 
 logger = logging.getLogger(__name__)
@@ -97,6 +105,9 @@ class G2RPOTrainer(PPOTrainerSync):
         self.registry, _ = load_registry(self.settings)
         self.bands = bands_from_registry(self.registry)
         self.length_on = self.registry.length_enabled()
+        ours = self.config.algorithm.adv_estimator in ESTIMATORS
+        self.estimator_options = estimator_call_options(self.config, self.settings) if ours else {}
+        self.task_weights = self.registry.reward_weight_tensors(self.settings.components)
 
     def _setup(self) -> None:
         super()._setup()
@@ -136,7 +147,7 @@ class G2RPOTrainer(PPOTrainerSync):
             self._step_inputs(proto, columns, batch.tags),
             name,
             self.bands,
-            options=self.settings.estimator_options,
+            options=self.estimator_options,
         )
         metrics.update(out.metrics)
 
@@ -200,11 +211,9 @@ class G2RPOTrainer(PPOTrainerSync):
         mask = proto.batch["response_mask"]
         entropy = self._token_entropy(proto)
         # verl's padding rows copy the first row's non-tensor fields: their task is a real one
+        task_index = self.bands.index_of(data_source)
         components = components_from_extra(
-            columns["extra_fields"],
-            self.settings.components,
-            self.bands.index_of(data_source),
-            self.length_on,
+            columns["extra_fields"], self.settings.components, task_index, self.length_on
         )
         return StepInputs(
             group=columns["uid"],
@@ -215,6 +224,7 @@ class G2RPOTrainer(PPOTrainerSync):
             response_mask=mask,
             entropy=entropy,
             padding=torch.tensor([bool(t.get("is_padding", False)) for t in tags]),
+            reward_weights={n: w[task_index] for n, w in self.task_weights.items()},
         )
 
     def _token_entropy(self, proto: Any) -> torch.Tensor | None:

@@ -58,15 +58,19 @@ def gs_grpo(rewards, group, task=None, stages=("group", "task"), pin_equal_group
     return x
 
 
-def gs_gdpo(components, group, task=None, stages=("group", "task"), pin_equal_groups=False):
+def gs_gdpo(
+    components, group, task=None, stages=("group", "task"), pin_equal_groups=False, weights=None
+):
+    """weights: component -> per-row list (or None for 1.0)."""
     n = len(group)
     task = task if task is not None else [0] * n
     total = [0.0] * n
-    for values in components.values():
+    for key, values in components.items():
         mapped = (
             per_segment(quantile_map, list(values), group) if "group" in stages else list(values)
         )
-        total = [a + b for a, b in zip(total, mapped)]
+        w = (weights or {}).get(key, [1.0] * n)
+        total = [a + wi * b for a, wi, b in zip(total, w, mapped)]
     if "task" in stages:
         total = per_segment(quantile_map, [round(v, 9) for v in total], task)
     if pin_equal_groups:
@@ -77,48 +81,79 @@ def gs_gdpo(components, group, task=None, stages=("group", "task"), pin_equal_gr
     return total
 
 
-def _zscore(values, unbiased=False, eps=1e-6):
+def _zscore(values, unbiased=False, eps=1e-6, scale=True, singleton="zero"):
     n = len(values)
+    if n == 1 and singleton == "keep":
+        return [values[0] / (1 + eps) if scale else values[0]]
     mean = sum(values) / n
     denom = n - 1 if unbiased else n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / denom) if denom > 0 else 0.0
-    return [(v - mean) / (std + eps) for v in values]
+    return [(v - mean) / (std + eps) if scale else v - mean for v in values]
 
 
-def grpo(rewards, group, std="population", eps=1e-6):
-    return per_segment(lambda v: _zscore(v, std == "unbiased", eps), list(rewards), group)
+def grpo(rewards, group, std="unbiased", eps=1e-6, singleton="keep", scale=True):
+    return per_segment(
+        lambda v: _zscore(v, std == "unbiased", eps, scale, singleton), list(rewards), group
+    )
 
 
-def _whiten(values, eps=1e-6):
-    if len(values) < 2:
+def _whiten(values, eps=1e-6, kind="response", lengths=None):
+    if kind == "response":
+        if len(values) < 2:
+            return [0.0] * len(values)
+        return _zscore(values, unbiased=True, eps=eps)
+    tokens = sum(lengths)
+    if tokens < 2:
         return [0.0] * len(values)
-    return _zscore(values, unbiased=True, eps=eps)
+    mean = sum(w * v for w, v in zip(lengths, values)) / (tokens + 1e-8)
+    var = sum(w * (v - mean) ** 2 for w, v in zip(lengths, values)) / (tokens + 1e-8)
+    var *= tokens / (tokens - 1)
+    return [(v - mean) / math.sqrt(var + 1e-8) for v in values]
 
 
-def gdpo(components, group, std="population", eps=1e-6):
+def gdpo(
+    components,
+    group,
+    std="unbiased",
+    eps=1e-6,
+    singleton="keep",
+    whiten="token",
+    lengths=None,
+    weights=None,
+):
+    """weights: component -> per-row list (or None for 1.0)."""
     n = len(group)
     total = [0.0] * n
-    for values in components.values():
-        z = per_segment(lambda v: _zscore(v, std == "unbiased", eps), list(values), group)
-        total = [a + b for a, b in zip(total, z)]
-    return _whiten(total, eps)
+    for key, values in components.items():
+        z = grpo(values, group, std, eps, singleton)
+        w = (weights or {}).get(key, [1.0] * n)
+        total = [a + wi * b for a, wi, b in zip(total, w, z)]
+    return _whiten(total, eps, whiten, lengths)
 
 
-def rloo(rewards, group):
+def rloo(rewards, group, singleton="keep"):
     def leave_one_out(values):
         n = len(values)
         if n == 1:
-            return [0.0]
+            return [values[0] if singleton == "keep" else 0.0]
         return [v - (sum(values) - v) / (n - 1) for v in values]
 
     return per_segment(leave_one_out, list(rewards), group)
 
 
-def reinforce_plus_plus(rewards, group, baseline="none", eps=1e-6):
+def reinforce_plus_plus(
+    rewards, group, baseline="none", eps=1e-6, whiten="token", lengths=None, singleton="keep"
+):
     x = list(rewards)
     if baseline == "group":
-        x = per_segment(lambda v: [a - sum(v) / len(v) for a in v], x, group)
-    return _whiten(x, eps)
+
+        def centre(v):
+            if len(v) == 1 and singleton == "keep":
+                return list(v)
+            return [a - sum(v) / len(v) for a in v]
+
+        x = per_segment(centre, x, group)
+    return _whiten(x, eps, whiten, lengths)
 
 
 def remax(rewards, baselines):

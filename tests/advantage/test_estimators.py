@@ -7,7 +7,12 @@ from hypothesis import strategies as st
 from scipy.special import ndtri
 from torch.testing import assert_close
 
-from openvlthinker.advantage import ESTIMATORS, compute_advantage, register_estimator
+from openvlthinker.advantage import (
+    ESTIMATORS,
+    compute_advantage,
+    missing_inputs,
+    register_estimator,
+)
 from tests.advantage import oracle
 from tests.advantage.strategies import rollout_batches
 
@@ -34,14 +39,15 @@ def test_gs_grpo_worked_example_single_group():
     assert_close(out, _t([-0.903, -0.903, 0.602, 0.602, 0.602]), atol=5e-4, rtol=0)
 
 
-def test_grpo_worked_example_population_and_unbiased():
+def test_grpo_worked_example_unbiased_by_default_population_as_option():
     r = _t([0, 0, 1, 1, 1])
-    assert_close(
-        compute_advantage("grpo", r, [0] * 5), _t([-1.2247] * 2 + [0.8165] * 3), atol=1e-4, rtol=0
-    )
-    unbiased = compute_advantage("grpo", r, [0] * 5, std="unbiased")
-    std = (0.3) ** 0.5
-    assert_close(unbiased, _t([-0.6 / (std + 1e-6)] * 2 + [0.4 / (std + 1e-6)] * 3))
+    population = compute_advantage("grpo", r, [0] * 5, std="population")
+    assert_close(population, _t([-1.2247] * 2 + [0.8165] * 3), atol=1e-4, rtol=0)
+    std = (0.3) ** 0.5  # unbiased: sum of squares 1.2 over n - 1 = 4
+    expected = _t([-0.6 / (std + 1e-6)] * 2 + [0.4 / (std + 1e-6)] * 3)
+    assert_close(compute_advantage("grpo", r, [0] * 5), expected)
+    centred = compute_advantage("grpo", r, [0] * 5, norm_adv_by_std_in_grpo=False)
+    assert_close(centred, _t([-0.6] * 2 + [0.4] * 3))
 
 
 def test_gs_grpo_two_stages_hand_computed():
@@ -73,11 +79,16 @@ def test_gs_grpo_two_stages_hand_computed():
     assert_close(compute_advantage("gs_grpo", rewards, group, ["math"] * 6), expected)
 
 
-def test_lone_responses_and_all_equal_groups_give_zero():
+def test_lone_responses_keep_their_reward_as_in_verl_or_get_zero_as_option():
     rewards = _t([0.7, 1, 1, 1, 0.2])
     group = [0, 1, 1, 1, 2]
+    # verl: a one-response group has mean 0 and std 1
+    assert_close(
+        compute_advantage("grpo", rewards, group), _t([0.7 / (1 + 1e-6), 0, 0, 0, 0.2 / (1 + 1e-6)])
+    )
+    assert_close(compute_advantage("rloo", rewards, group), _t([0.7, 0, 0, 0, 0.2]))
     for name in ("grpo", "rloo"):
-        assert compute_advantage(name, rewards, group).tolist() == [0.0] * 5
+        assert compute_advantage(name, rewards, group, singleton="zero").tolist() == [0.0] * 5
     assert compute_advantage("gs_grpo", rewards, group, stages=["group"]).tolist() == [0.0] * 5
     assert compute_advantage("gs_grpo", rewards, group).tolist() == [0.0] * 5
 
@@ -102,13 +113,22 @@ def test_remax_subtracts_the_greedy_baseline():
     assert_close(out, _t([0.5, -0.5, 0.0]))
 
 
-def test_reinforce_plus_plus_whitens_over_the_batch():
+def test_reinforce_plus_plus_whitens_over_tokens_by_default_responses_as_option():
     r = _t([1, 2, 3, 4])
-    out = compute_advantage("reinforce_plus_plus", r, [0, 0, 1, 1])
-    assert_close(out, (r - 2.5) / (r.std() + 1e-6))
-    grouped = compute_advantage("reinforce_plus_plus", r, [0, 0, 1, 1], baseline="group")
+    lengths = _t([1, 1, 1, 3])  # 6 tokens: values 1, 2, 3, 4, 4, 4
+    tokens = _t([1, 2, 3, 4, 4, 4])
+    out = compute_advantage("reinforce_plus_plus", r, [0, 0, 1, 1], lengths=lengths)
+    expected = (r - tokens.mean()) / torch.sqrt(tokens.var(unbiased=True) + 1e-8)
+    assert_close(out, expected, rtol=1e-7, atol=1e-8)
+    per_response = compute_advantage("reinforce_plus_plus", r, [0, 0, 1, 1], whiten="response")
+    assert_close(per_response, (r - 2.5) / (r.std() + 1e-6))
+    grouped = compute_advantage(
+        "reinforce_plus_plus", r, [0, 0, 1, 1], baseline="group", whiten="response"
+    )
     centred = _t([-0.5, 0.5, -0.5, 0.5])
     assert_close(grouped, centred / (centred.std() + 1e-6))
+    with pytest.raises(ValueError, match=r"whiten='token' \(verl's\) .* pass lengths="):
+        compute_advantage("reinforce_plus_plus", r, [0, 0, 1, 1])
 
 
 @settings(max_examples=80, deadline=None)
@@ -136,24 +156,65 @@ def test_gs_gdpo_matches_oracle(batch, pin):
 
 
 @settings(max_examples=60, deadline=None)
-@given(rollout_batches(), st.sampled_from(["population", "unbiased"]))
-def test_linear_estimators_match_oracle(batch, std):
+@given(
+    rollout_batches(),
+    st.sampled_from(["population", "unbiased"]),
+    st.sampled_from(["keep", "zero"]),
+    st.sampled_from(["token", "response"]),
+    st.integers(0, 2**16),
+)
+def test_linear_estimators_match_oracle(batch, std, singleton, whiten, seed):
     rewards, group, task = batch
     r = _t(rewards)
+    lengths = torch.randint(0, 9, (len(rewards),), generator=torch.Generator().manual_seed(seed))
+    lens = lengths.tolist()
     assert_close(
-        compute_advantage("grpo", r, group, task, std=std), _t(oracle.grpo(rewards, group, std))
+        compute_advantage("grpo", r, group, task, std=std, singleton=singleton),
+        _t(oracle.grpo(rewards, group, std, singleton=singleton)),
     )
-    assert_close(compute_advantage("rloo", r, group, task), _t(oracle.rloo(rewards, group)))
+    assert_close(
+        compute_advantage("rloo", r, group, task, singleton=singleton),
+        _t(oracle.rloo(rewards, group, singleton)),
+    )
     for baseline in ("none", "group"):
-        assert_close(
-            compute_advantage("reinforce_plus_plus", r, group, task, baseline=baseline),
-            _t(oracle.reinforce_plus_plus(rewards, group, baseline)),
+        got = compute_advantage(
+            "reinforce_plus_plus",
+            r,
+            group,
+            task,
+            baseline=baseline,
+            whiten=whiten,
+            singleton=singleton,
+            lengths=lengths,
         )
+        want = oracle.reinforce_plus_plus(
+            rewards, group, baseline, whiten=whiten, lengths=lens, singleton=singleton
+        )
+        assert_close(got, _t(want))
     comps = _components(rewards, 1)
-    assert_close(
-        compute_advantage("gdpo", r, group, task, comps, std=std),
-        _t(oracle.gdpo({k: v.tolist() for k, v in comps.items()}, group, std)),
+    weights = {"correctness": [0.9 if t == "task0" else 0.5 for t in task]}
+    got = compute_advantage(
+        "gdpo",
+        r,
+        group,
+        task,
+        comps,
+        std=std,
+        singleton=singleton,
+        whiten=whiten,
+        lengths=lengths,
+        reward_weights=weights,
     )
+    want = oracle.gdpo(
+        {k: v.tolist() for k, v in comps.items()},
+        group,
+        std,
+        singleton=singleton,
+        whiten=whiten,
+        lengths=lens,
+        weights=weights,
+    )
+    assert_close(got, _t(want))
     base = [0.5] * len(rewards)
     assert_close(
         compute_advantage("remax", r, group, task, baselines=_t(base)),
@@ -209,13 +270,15 @@ def test_every_estimator_is_permutation_equivariant(batch, rnd):
         ):
             continue
         extra = {"baselines": base} if name == "remax" else {}
-        out = compute_advantage(name, _t(rewards), group, task, comps, **extra)
+        lengths = _t([1 + i % 5 for i in range(len(rewards))])
+        out = compute_advantage(name, _t(rewards), group, task, comps, lengths=lengths, **extra)
         shuffled = compute_advantage(
             name,
             _t([rewards[p] for p in perm]),
             [group[p] for p in perm],
             [task[p] for p in perm],
             {k: v[perm] for k, v in comps.items()},
+            lengths=lengths[perm],
             **({"baselines": base[perm]} if extra else {}),
         )
         assert_close(shuffled, out[perm], msg=name)
@@ -360,10 +423,30 @@ def test_requirements_say_what_each_estimator_reads():
     )
     assert estimator_requirements("gs_gdpo").task and estimator_requirements("gs_gdpo").components
     assert estimator_requirements("gdpo").components and not estimator_requirements("gdpo").task
-    for name in ("grpo", "rloo", "reinforce_plus_plus", "remax"):
-        assert estimator_requirements(name) == estimator_requirements("rloo")
-        assert not estimator_requirements(name).components
+    assert estimator_requirements("remax").inputs() == ("baselines",)
+    assert estimator_requirements("gdpo").inputs() == ("components", "lengths")
+    assert estimator_requirements("reinforce_plus_plus").inputs() == ("lengths",)
+    assert estimator_requirements("gs_gdpo").inputs() == ("task", "components")
+    for name in ("grpo", "rloo"):
+        assert estimator_requirements(name).inputs() == ()
+    assert missing_inputs("remax", ["task", "components", "lengths"]) == ["baselines"]
+    assert missing_inputs("gs_gdpo", ["task"]) == ["components"]
+    assert missing_inputs("grpo", []) == []
     with pytest.raises(ValueError, match="is unknown; known"):
         estimator_requirements("nope")
     with pytest.raises(ValueError, match="gdpo needs reward components"):
         compute_advantage("gdpo", _t([0, 1]), [0, 0])
+
+
+def test_list_inputs_keep_float64_precision():
+    # a Python list of weights must not pass through torch's float32 default (0.9 -> 0.89999998)
+    rewards = _t([0.0, 0.25, 1.0, 0.5])
+    comps = {"correctness": rewards.clone()}
+    common = dict(group=[0, 0, 1, 1], task=["a"] * 4, components=comps, whiten="response")
+    from_list = compute_advantage(
+        "gdpo", rewards, reward_weights={"correctness": [0.9] * 4}, **common
+    )
+    from_f64 = compute_advantage(
+        "gdpo", rewards, reward_weights={"correctness": _t([0.9] * 4)}, **common
+    )
+    assert torch.equal(from_list, from_f64)

@@ -43,6 +43,10 @@ def test_tiny_cpu_yaml_loads_and_overrides_apply():
             "algorithm.components=[correctness,acc]",
             r"algorithm.components=\['correctness', 'acc'\]: unknown \['acc'\]; known: correctness",
         ),
+        (
+            "algorithm.adv_estimator=gs_gdpo algorithm.components=[]",
+            r"algorithm.components=\[\]: gs_gdpo needs the reward components",
+        ),
         ("reward.think_tagg=x", r"reward=\{'think_tagg': 'x'\}: .*unknown key\(s\) think_tagg"),
         ("reward.coordinate_frame=pixels", r"reward=.*coordinate_frame: 'pixels' is unknown"),
         ("data.template=fancy", r"data.template='fancy': prompt template 'fancy' not found"),
@@ -54,7 +58,7 @@ def test_tiny_cpu_yaml_loads_and_overrides_apply():
 )
 def test_bad_values_name_the_key_and_the_fix(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(ROOT / "configs/tiny_cpu.yaml", [override])
+        load_config(ROOT / "configs/tiny_cpu.yaml", override.split(" "))
 
 
 def test_unknown_and_mistyped_keys_are_errors_naming_the_key():
@@ -82,15 +86,28 @@ def test_docs_reference_table_lists_every_key_with_its_default():
         assert f"| `{key}` | `{default}` |" in text, key
 
 
-@pytest.mark.parametrize("estimator", ["gs_grpo", "gs_gdpo", "grpo", "gdpo", "rloo"])
-def test_one_response_per_prompt_under_a_group_estimator_is_refused(estimator):
+@pytest.mark.parametrize(
+    ("estimator", "options"),
+    [
+        ("gs_grpo", None),
+        ("gs_gdpo", None),
+        # verl's grpo / gdpo / rloo keep a lone response's raw reward; ours (singleton: zero)
+        # gives it 0, so one response per prompt trains nothing
+        ("grpo", "{singleton: zero}"),
+        ("gdpo", "{singleton: zero}"),
+        ("rloo", "{singleton: zero}"),
+    ],
+)
+def test_one_response_per_prompt_under_a_group_estimator_is_refused(estimator, options):
     message = (
         rf"rollout.n=1: algorithm.adv_estimator='{estimator}' compares the responses to one "
         r"prompt, so one response per prompt gives every advantage 0 and nothing trains; use "
-        r"rollout.n >= 2, or an estimator that needs no group: reinforce_plus_plus, remax$"
+        r"rollout.n >= 2, or an estimator that needs no group: gdpo, grpo, reinforce_plus_plus, "
+        r"remax, rloo$"
     )
+    extra = [] if options is None else [f"algorithm.estimator_options={options}"]
     with pytest.raises(ConfigError, match=message):
-        load_config(None, ["rollout.n=1", f"algorithm.adv_estimator={estimator}"])
+        load_config(None, ["rollout.n=1", f"algorithm.adv_estimator={estimator}", *extra])
 
 
 @pytest.mark.parametrize(
@@ -98,6 +115,8 @@ def test_one_response_per_prompt_under_a_group_estimator_is_refused(estimator):
     [
         ["algorithm.adv_estimator=remax"],
         ["algorithm.adv_estimator=reinforce_plus_plus"],
+        ["algorithm.adv_estimator=grpo"],  # verl's default: a lone response keeps its reward
+        ["algorithm.adv_estimator=rloo"],
         ["algorithm.estimator_options={stages: [task]}"],  # G2RPO stage 2 alone ranks the task
     ],
 )

@@ -221,7 +221,7 @@ def test_micro_batch_split_does_not_change_the_update(engine_config, mode):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-7)
 
 
-def test_gdpo_length_component_counts_only_for_tasks_that_weight_length(engine_config):
+def test_gs_gdpo_weighs_components_by_the_task_file(engine_config):
     from openvlthinker.advantage import compute_advantage
 
     trainer = Trainer(engine_config("algorithm.adv_estimator=gs_gdpo"))
@@ -230,18 +230,23 @@ def test_gdpo_length_component_counts_only_for_tasks_that_weight_length(engine_c
     # (as the verl trainer treats it), however much the trapezoid values vary.
     for i, s in enumerate(batch.scores):
         s["length"] = float(i % 3) / 2
+        s["format"] = float(i % 2)
     trainer.advantage(batch)
     names = ("correctness", "format", "structure")
     components = {n: torch.tensor([float(s[n]) for s in batch.scores]) for n in names}
     components["length"] = torch.zeros(len(batch.scores))
-    want = compute_advantage(
-        "gs_gdpo",
-        torch.tensor([s["overall"] for s in batch.scores]),
-        batch.group,
-        task=[r.task for r in batch.records],
-        components=components,
-    )
+    args = {
+        "rewards": torch.tensor([s["overall"] for s in batch.scores]),
+        "group": batch.group,
+        "task": [r.task for r in batch.records],
+        "components": components,
+    }
+    # the test task file weighs correctness 1.0, format / structure / length 0
+    b = len(batch.scores)
+    weights = {n: torch.full((b,), 1.0 if n == "correctness" else 0.0) for n in components}
+    want = compute_advantage("gs_gdpo", **args, reward_weights=weights)
     torch.testing.assert_close(batch.advantages, want)
+    assert not torch.allclose(batch.advantages, compute_advantage("gs_gdpo", **args))
 
 
 def test_a_task_file_may_use_a_user_scorers_problem_type(engine_config, tmp_path):

@@ -228,3 +228,105 @@ def test_tiny_registry_only_shrinks_the_envelopes():
 def test_bad_data_section(tmp_path, data, match):
     with pytest.raises(TaskFileError, match=match):
         load_tasks(write_tasks(tmp_path, f"data: {data}\n" + GOOD))
+
+
+SCORED = """
+defaults:
+  length_envelope: [1, 2, 3, 4]
+  length_weight: 0.0
+  scorer_options:
+    ocr: {case_sensitive: true}
+    numerical: {rule: relaxed}
+tasks:
+  chart:
+    domain: chart
+    problem_types: [numerical, open_ended]
+    scorer_options:
+      numerical: {tolerance: 0.1}
+      open_ended: {metric: anls}
+  math:
+    domain: math
+    problem_types: [numerical]
+    scorer_options:
+      numerical: {rule: mathvista}
+  ocr:
+    domain: OCR
+    problem_types: [OCR]
+"""
+
+
+def test_scorer_options_merge_defaults_under_each_task_per_problem_type(tmp_path):
+    reg = load_tasks(write_tasks(tmp_path, SCORED))
+    assert reg["chart"].scorer_options == {
+        "numerical": {"rule": "relaxed", "tolerance": 0.1},
+        "open_ended": {"metric": "anls"},
+    }
+    assert reg["math"].scorer_options == {"numerical": {"rule": "mathvista"}}
+    # defaults reach only the task's own problem types (canonical names)
+    assert reg["ocr"].scorer_options == {"ocr": {"case_sensitive": True}}
+    assert load_tasks(SHIPPED)["chart"].scorer_options == {}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        (
+            "numerical: {tolerance: 0.1}",
+            "numerical: {tolerence: 0.1}",
+            r"task 'chart', key 'scorer_options.numerical.tolerence': unknown option; "
+            r"known: rule, tolerance",
+        ),
+        (
+            "numerical: {tolerance: 0.1}",
+            "numerical: {tolerance: 2}",
+            r"task 'chart', key 'scorer_options.numerical.tolerance': expected a number in",
+        ),
+        (
+            "numerical: {rule: mathvista}",
+            "numerical: {rule: relaxd}",
+            r"task 'math', key 'scorer_options.numerical.rule': 'relaxd' is unknown; "
+            r"known: mathvista, relaxed",
+        ),
+        (
+            "numerical: {rule: mathvista}",
+            "numerical: {rule: mathvista, tolerance: 0.1}",
+            r"task 'math', key 'scorer_options.numerical.tolerance': applies to rule: relaxed",
+        ),
+        (
+            "numerical: {rule: mathvista}",
+            "ocr: {case_sensitive: true}",
+            r"task 'math', key 'scorer_options'.ocr: 'ocr' is not a problem type of this task",
+        ),
+        (
+            "open_ended: {metric: anls}",
+            "open_ended: {case_sensitive: true}",
+            r"task 'chart', key 'scorer_options.open_ended.case_sensitive': rouge_l compares",
+        ),
+        (
+            "ocr: {case_sensitive: true}",
+            "ocr: {case_sensitive: yes please}",
+            r"key 'defaults.scorer_options.ocr.case_sensitive': expected true or false",
+        ),
+        (
+            "ocr: {case_sensitive: true}",
+            "ocr: {metric: bleu}",
+            r"key 'defaults.scorer_options.ocr.metric': 'bleu' is unknown; known: wer, cer, anls",
+        ),
+        (
+            "numerical: {rule: relaxed}",
+            "numerical: {rule: relaxed}\n    algebra: {}",
+            r"key 'defaults.scorer_options'.algebra.*unknown problem type 'algebra'",
+        ),
+        (
+            "numerical: {rule: relaxed}",
+            "numerical: {rule: relaxed}\n    math: {x: 1}",
+            r"key 'defaults.scorer_options.math.x': the 'math' scorer takes no options",
+        ),
+    ],
+)
+def test_bad_scorer_options_name_file_task_and_key(tmp_path, old, new, match):
+    assert old in SCORED
+    path = write_tasks(tmp_path, SCORED.replace(old, new, 1))
+    with pytest.raises(TaskFileError, match=match) as info:
+        load_tasks(path)
+    assert str(path.name) in str(info.value)

@@ -117,6 +117,26 @@ def test_unknown_override_fails_naming_it(tasks_file):
             ["algorithm.adv_estimator=gs_gdpo", "reward.reward_manager.name=naive"],
             r"needs the reward components",
         ),
+        (
+            ["algorithm.adv_estimator=remax"],
+            r"'remax' needs greedy-response reward baselines, which nothing on verl's V1 trainer",
+        ),
+        (
+            ["algorithm.adv_estimator=reinforce_plus_plus", "algorithm.gamma=0.99"],
+            r"'reinforce_plus_plus' under openvlthinker-verl is the outcome form .*gamma=0.99",
+        ),
+        (
+            ["algorithm.adv_estimator=gs_grpo", "algorithm.norm_adv_by_std_in_grpo=false"],
+            r"norm_adv_by_std_in_grpo=false has no effect on 'gs_grpo'",
+        ),
+        (
+            [
+                "algorithm.adv_estimator=grpo",
+                "algorithm.norm_adv_by_std_in_grpo=false",
+                "+openvlthinker.estimator_options.norm_adv_by_std_in_grpo=true",
+            ],
+            r"norm_adv_by_std_in_grpo=False contradicts openvlthinker.estimator_options",
+        ),
         (["trainer.v1.trainer_mode=colocate_async"], r"trainer_mode=sync"),
         (
             ["+openvlthinker.reward.think_tag=think-"],
@@ -165,3 +185,25 @@ def test_components_are_the_reward_suites_own_list():
     from openvlthinker.verl_plugin import config as plugin_config
 
     assert plugin_config.KNOWN_COMPONENTS is COMPONENTS
+
+
+def test_check_only_refuses_remax_before_ray_naming_the_reason(tasks_file):
+    out = run_cli(
+        f"openvlthinker.tasks={tasks_file}",
+        "openvlthinker.check_only=true",
+        "algorithm.adv_estimator=remax",
+    )
+    assert out.returncode != 0
+    assert "'remax' needs greedy-response reward baselines" in out.stderr
+    assert "openvlthinker train" in out.stderr
+
+
+def test_verls_own_keys_reach_our_estimators(tasks_file):
+    from openvlthinker.verl_plugin.config import estimator_call_options
+
+    cfg = compose(
+        tasks_file, "algorithm.adv_estimator=grpo", "algorithm.norm_adv_by_std_in_grpo=false"
+    )
+    assert estimator_call_options(cfg, validate(cfg)) == {"norm_adv_by_std_in_grpo": False}
+    cfg = compose(tasks_file, "algorithm.adv_estimator=gs_gdpo")
+    assert estimator_call_options(cfg, validate(cfg)) == {}

@@ -95,3 +95,20 @@ def test_a_malformed_row_scores_zero_without_crashing(manager, tiny_tokenizer):
     out = run(manager, data)
     assert out["reward_score"] == 0.0 and out["reward_extra_info"]["reward_error"] == 1.0
     assert set(out["reward_extra_info"]) == set(EXTRA_KEYS)
+
+
+def test_the_tasks_scorer_options_reach_the_scorer(tiny_tokenizer, tmp_path):
+    # chart uses ChartQA's relaxed accuracy; math keeps the default MathVista rule
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text(
+        f"extends: {TASKS}\n"
+        "tasks:\n  chart:\n    scorer_options: {numerical: {rule: relaxed}}\n"
+    )
+    config = OmegaConf.create({"openvlthinker": {"tasks": str(tasks)}})
+    manager = OpenVLThinkerRewardManager(
+        config=config, tokenizer=tiny_tokenizer, compute_score=None
+    )
+    response = "<think>x</think><answer>104</answer>"
+    for task, expected in (("chart", 1.0), ("math", 0.0)):
+        data, _ = trajectory(tiny_tokenizer, response, task, "100", "numerical")
+        assert run(manager, data)["reward_extra_info"]["correctness"] == expected, task

@@ -20,6 +20,13 @@ from openvlthinker.verl_plugin.trainer import G2RPOTrainer
 
 TASKS = ("grounding", "math", "ocr")
 PROBLEM_TYPE = {"grounding": "spatial_grounding", "math": "math", "ocr": "ocr"}
+# per-task reward weights as a task file gives them (correctness, format, structure, length)
+WEIGHTS = {
+    "grounding": (0.9, 0.1, 1.0, 0.0),
+    "math": (0.5, 0.2, 1.0, 0.3),
+    "ocr": (1.0, 0.0, 0.5, 0.0),
+}
+COMPONENT_NAMES = ("correctness", "format", "structure", "length")
 BANDS = TaskBands(
     names=TASKS,
     h_min=torch.tensor([0.2, 0.2, 0.2]),
@@ -121,6 +128,11 @@ def make_trainer(
     trainer.registry = SimpleNamespace(advantage_key=advantage_key)
     trainer.bands = BANDS
     trainer.length_on = torch.tensor([False, True, False])
+    trainer.estimator_options = dict(options or {})
+    trainer.task_weights = {
+        name: torch.tensor([WEIGHTS[t][i] for t in TASKS], dtype=torch.float64)
+        for i, name in enumerate(COMPONENT_NAMES)
+    }
     return trainer
 
 
@@ -188,16 +200,47 @@ def test_gs_gdpo_reads_components_and_masks_length_by_task():
     comps["length"] = torch.tensor(
         [i["length"] * on[r[2]["data_source"]] for i, r in zip(info, real)], dtype=torch.float64
     )
-    expected = compute_advantage(
-        "gs_gdpo",
-        torch.tensor([float(r[2]["rm_scores"].sum()) for r in real]),
-        group=[r[2]["uid"] for r in real],
-        task=[r[2]["data_source"] for r in real],
-        components=comps,
-        pin_equal_groups=True,
-    )
+    # each normalised component weighted by its row's task weight (method.md section 1)
+    weights = {
+        name: torch.tensor([WEIGHTS[r[2]["data_source"]][i] for r in real], dtype=torch.float64)
+        for i, name in enumerate(COMPONENT_NAMES)
+    }
+    args = {
+        "rewards": torch.tensor([float(r[2]["rm_scores"].sum()) for r in real]),
+        "group": [r[2]["uid"] for r in real],
+        "task": [r[2]["data_source"] for r in real],
+        "components": comps,
+        "pin_equal_groups": True,
+    }
+    expected = compute_advantage("gs_gdpo", **args, reward_weights=weights)
     got = torch.tensor([float(written(fake, r[0], "advantages")[0]) for r in real])
     torch.testing.assert_close(got, expected.to(got.dtype), rtol=1e-6, atol=1e-6)
+    unweighted = compute_advantage("gs_gdpo", **args)
+    assert (got.double() - unweighted).abs().max() > 0.05
+
+
+def test_component_weights_option_overrides_the_task_weights():
+    override = {"correctness": 1.0, "format": 1.0, "structure": 1.0, "length": 1.0}
+    rows, fake, _ = run_step("gdpo", options={"component_weights": override})
+    real = real_rows(rows)
+    info = [r[2]["extra_fields"]["reward_extra_info"] for r in real]
+    on = {"grounding": 0.0, "math": 1.0, "ocr": 0.0}
+    comps = {
+        name: torch.tensor([i[name] for i in info], dtype=torch.float64)
+        for name in ("correctness", "format", "structure")
+    }
+    comps["length"] = torch.tensor(
+        [i["length"] * on[r[2]["data_source"]] for i, r in zip(info, real)], dtype=torch.float64
+    )
+    expected = compute_advantage(
+        "gdpo",
+        torch.tensor([float(r[2]["rm_scores"].sum()) for r in real]),
+        group=[r[2]["uid"] for r in real],
+        components=comps,
+        lengths=torch.tensor([len(r[2]["response_mask"]) for r in real]),
+    )
+    got = torch.tensor([float(written(fake, r[0], "advantages")[0]) for r in real])
+    torch.testing.assert_close(got, expected.to(got.dtype), rtol=1e-5, atol=1e-5)
 
 
 def test_per_task_metrics_and_band_weights():
@@ -316,3 +359,9 @@ def test_constructor_and_setup_put_the_band_loss_on_the_actor_workers(monkeypatc
     assert loss_fn.keywords["config"].clip_ratio_high == 0.3
     assert loss_fn.keywords["estimator"] == trainer.settings.entropy_band_estimator == "sampled"
     assert trainer.bands.names == tuple(trainer.registry)
+    # the task file's reward weights, per task in index order, for GS-GDPO / GDPO
+    for i, task in enumerate(trainer.registry):
+        for name in trainer.settings.components:
+            want = trainer.registry[task].reward_weights[name]
+            assert float(trainer.task_weights[name][i]) == pytest.approx(want)
+    assert trainer.estimator_options == {}
