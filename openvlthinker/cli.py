@@ -1,4 +1,5 @@
-"""Command line: ``openvlthinker train --config configs/tiny_cpu.yaml key=value ...``."""
+"""Command line: ``openvlthinker train --config configs/tiny_cpu.yaml key=value ...`` and
+``openvlthinker eval --config ... --checkpoint PATH --out DIR``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,15 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--config", default=None)
     show.add_argument("overrides", nargs="*")
     sub.add_parser("config-help", help="List every config key with its default and help.")
+    ev = sub.add_parser("eval", help="Score checkpoints on the task file's validation sets.")
+    ev.add_argument("--config", default=None, help="YAML config: task file, prompts, generation.")
+    ev.add_argument(
+        "--checkpoint", action="append", required=True, help="global_step_N or HF model folder."
+    )
+    ev.add_argument("--out", required=True, help="Folder for results.json/csv/md/png, samples/.")
+    ev.add_argument("--sets", default=None, help="Comma-separated validation set names.")
+    ev.add_argument("overrides", nargs="*", help="Dotted overrides, e.g. eval.n=4.")
+    ev.add_argument("--log-level", default="INFO", help="Python logging level.")
     return parser
 
 
@@ -40,13 +50,19 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(OmegaConf.to_yaml(to_dict(cfg)))
         return 0
+    # force: rouge-score's absl import already called basicConfig at WARNING level
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
     )
     # No hub: a tiny model is built locally, a real one is read from model.path.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.command == "eval":
+        from openvlthinker.evaluation.cli import run_eval_command
+
+        return run_eval_command(cfg, args)
     from openvlthinker.data import RecordError
     from openvlthinker.engine.trainer import Trainer
     from openvlthinker.tasks import TaskFileError

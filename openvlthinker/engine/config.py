@@ -294,6 +294,23 @@ class TrainerConfig:
 
 
 @dataclass
+class EvalConfig:
+    n: int = field(
+        default=1, metadata={"help": "openvlthinker eval: responses per record (avg@n, pass@n)."}
+    )
+    temperature: float = field(
+        default=0.0, metadata={"help": "openvlthinker eval: sampling temperature (0 = greedy)."}
+    )
+    batch_size: int = field(
+        default=16, metadata={"help": "openvlthinker eval: records per generate call."}
+    )
+    max_records: int | None = field(
+        default=None,
+        metadata={"help": "openvlthinker eval: at most this many records per set; null = all."},
+    )
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "Policy model."})
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Tasks and records."})
@@ -313,6 +330,9 @@ class TrainConfig:
     )
     trainer: TrainerConfig = field(
         default_factory=TrainerConfig, metadata={"help": "Loop, logging, checkpoints."}
+    )
+    eval: EvalConfig = field(
+        default_factory=EvalConfig, metadata={"help": "openvlthinker eval (not training)."}
     )
 
 
@@ -503,6 +523,16 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "trainer.resume",
         t.resume,
         "use auto, disable, or an existing checkpoint folder",
+    )
+    e = cfg.eval
+    _check(e.n >= 1, "eval.n", e.n, "must be >= 1")
+    _check(e.temperature >= 0, "eval.temperature", e.temperature, "must be >= 0 (0 = greedy)")
+    _check(e.batch_size >= 1, "eval.batch_size", e.batch_size, "must be >= 1")
+    _check(
+        e.max_records is None or e.max_records >= 1,
+        "eval.max_records",
+        e.max_records,
+        "must be >= 1 or null",
     )
     return cfg
 
