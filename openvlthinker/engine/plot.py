@@ -57,8 +57,20 @@ def validation_lines(
 def plot_history(
     history: list[dict[str, Any]], path: str | Path, registry: TaskRegistry | None = None
 ) -> Path:
+    """:func:`build_figure` saved as PNG at ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = build_figure(history, registry)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+def build_figure(history: list[dict[str, Any]], registry: TaskRegistry | None = None):
     """One row per task (the first: all tasks), the four panels of the module doc; with a
-    ``registry`` the envelope, band and per-set lines are drawn. Saved as PNG at ``path``."""
+    ``registry`` the envelope, band and per-set lines are drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,8 +116,4 @@ def plot_history(
             if r == len(rows) - 1:
                 ax.set_xlabel("step")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return fig
