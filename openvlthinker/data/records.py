@@ -204,6 +204,7 @@ def _make_record(
     stem: str,
     default_problem_type: str | None = None,
     box_format: str = "xyxy",
+    options_in_problem: bool = False,
 ) -> Record:
     if not isinstance(raw, Mapping):
         raise ValueError(f"record must be an object, got {type(raw).__name__}")
@@ -274,7 +275,7 @@ def _make_record(
         raise ValueError(f"field {mapped_from['data_type']!r}: 'text' but the record has media")
 
     options = tuple(str(o) for o in _as_list(_list_text(get("options"), "options"), "options"))
-    if problem_type == "multiple_choice" and not options:
+    if problem_type == "multiple_choice" and not options and not options_in_problem:
         raise ValueError(f"field {mapped_from['options']!r}: multiple_choice needs options")
 
     meta = get("metadata") or {}
@@ -367,13 +368,16 @@ def load_records(
     check_images: bool = True,
     default_problem_type: str | None = None,
     box_format: str = "xyxy",
+    options_in_problem: bool = False,
 ) -> LoadedRecords:
     """Load and validate records from a file or a ``datasets.Dataset``.
 
     ``field_map`` maps our field names to the file's (``{"task": "task_type"}`` reads the
     released format); ``default_task`` is the task of records without one (the task a
     file is listed under), ``default_problem_type`` that of records without one, and
-    ``box_format="xywh"`` turns COCO box answers into ``[x1, y1, x2, y2]``. A field map may
+    ``box_format="xywh"`` turns COCO box answers into ``[x1, y1, x2, y2]``;
+    ``options_in_problem`` lets multiple-choice records list their options in the question
+    text instead of ``options``. A field map may
     fill ``images`` / ``videos`` / ``options`` from several columns (their non-empty values).
     ``on_error="fail"`` raises :class:`RecordError` naming file and row; ``"skip"`` drops bad records, logs a warning and counts them in ``.report``.
     """
@@ -415,6 +419,7 @@ def load_records(
                 stem=stem,
                 default_problem_type=default_problem_type,
                 box_format=box_format,
+                options_in_problem=options_in_problem,
             )
             if rec.id in seen_ids:
                 raise ValueError(
@@ -473,7 +478,11 @@ def load_task_data(
                 default_task=spec.key,
                 check_images=registry.check_images if check_images is None else check_images,
                 **(
-                    {"default_problem_type": f.problem_type, "box_format": f.box_format}
+                    {
+                        "default_problem_type": f.problem_type,
+                        "box_format": f.box_format,
+                        "options_in_problem": f.options_in_problem,
+                    }
                     if split == "validation"
                     else {}
                 ),

@@ -169,10 +169,12 @@ def mathvista_accuracy(inp: MetricInput) -> MetricResult:
     """MathVista accuracy (lupantech/MathVista ``evaluation/calculate_score.py``): the
     extraction is normalised to the answer type (multi-choice: the choice text; integer:
     ``str(int(float(x)))``; float: ``str(round(float(x), precision))``) and must equal the
-    answer string exactly. Reads ``question_type``, ``answer_type``, ``precision`` from the
-    record's metadata and the choices from its options."""
+    answer string exactly. Reads ``answer_type``, ``precision`` (and ``question_type``, else
+    the problem type) from the record's metadata and the choices from its options."""
     meta = inp.metadata
-    question_type = str(meta.get("question_type", ""))
+    # mapped to the record's problem type by the task file, the column is gone from metadata
+    default = "multi_choice" if inp.problem_type == "multiple_choice" else "free_form"
+    question_type = str(meta.get("question_type") or default)
     answer_type = str(meta.get("answer_type", ""))
     choices = [_option_text(o) for o in inp.options]
     extraction = mathvista_extract(inp.prediction, choices, question_type, answer_type)

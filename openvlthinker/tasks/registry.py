@@ -78,6 +78,14 @@ class ValidationSet(DataFile):
         kw_only=True,
         metadata={"help": "Problem type of the set's records that carry none."},
     )
+    options_in_problem: bool = field(
+        default=False,
+        kw_only=True,
+        metadata={
+            "help": "Multiple-choice records may lack options: the question text lists them "
+            "(MMStar's card has no options column)."
+        },
+    )
     box_format: str = field(
         default="xyxy",
         kw_only=True,
@@ -181,7 +189,7 @@ _DEFAULT_KEYS = {"length_envelope", "length_weight", "entropy_band", "reward_wei
 _TASK_KEYS = {"domain", "problem_types", "train", "validation"} | _DEFAULT_KEYS
 _BAND_KEYS = ("h_min", "h_max", "coef")
 _FILE_KEYS = {"path", "image_root", "field_map"}
-_VAL_KEYS = _FILE_KEYS | {"name", "metric", "problem_type", "box_format"}
+_VAL_KEYS = _FILE_KEYS | {"name", "metric", "problem_type", "box_format", "options_in_problem"}
 BOX_FORMATS = ("xyxy", "xywh")
 #: Names a validation set may not take: they would collide with ``val/macro/...`` / ``val/score``.
 RESERVED_SET_NAMES = ("macro", "score")
@@ -367,6 +375,12 @@ def _set_options(entry: dict[str, Any], where: str) -> dict[str, Any]:
             f"{where}.box_format: {box_format!r} is unknown; known: {list(BOX_FORMATS)}"
         )
     out["box_format"] = box_format
+    in_problem = entry.get("options_in_problem", False)
+    if not isinstance(in_problem, bool):
+        raise TaskFileError(
+            f"{where}.options_in_problem: must be true or false, got {in_problem!r}"
+        )
+    out["options_in_problem"] = in_problem
     return out
 
 
