@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # GPU check: train a random-init Qwen3-VL of about 0.5B parameters (real-size 151,936-row
 # LM head) for a few steps in bf16 on one GPU with the single-process engine, then print
-# generation and update tokens/s and peak GPU memory.
+# generation and update tokens/s and peak GPU memory; then full fine-tuning against a frozen
+# vision tower, LoRA r=16 and LoRA + frozen tower at the same sizes (bench/e2e.py
+# --finetuning: step time, peak GPU memory, trainable parameters; SKIP_FINETUNING=1 skips it).
 #
 #   bash bench/gpu_check.sh            # on a GPU machine
 #   bash bench/gpu_check.sh --tiny     # CPU smoke test of the same path (tiny sizes, bf16)
@@ -77,3 +79,9 @@ print(f"update tokens/s:          {mean('perf/update_tokens_per_s'):.0f}")
 print(f"peak memory:              {max(r['perf/peak_memory_mb'] for r in rows):.0f} MiB")
 print(f"mean reward (last step):  {rows[-1]['train/reward']:.3f}")
 PY
+
+if [[ "${SKIP_FINETUNING:-0}" != "1" ]]; then
+    echo "== full fine-tuning vs frozen vision tower vs LoRA (same sizes, bf16) =="
+    HF_HUB_OFFLINE=1 "$PYTHON" bench/e2e.py --finetuning --steps 2 \
+        model.dtype=bfloat16 "model.cache_dir=$OUT/cache" "${SIZE[@]}" "$@"
+fi

@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from openvlthinker.engine.lora import EXCLUDE_VISION_TOWER
 from openvlthinker.engine.loss import KL_PENALTIES, LOSS_AGG_MODES
 from openvlthinker.engine.modeling import known_architectures
 
@@ -83,6 +84,39 @@ class ModelConfig:
     )
     max_pixels: int = field(
         default=128 * 128, metadata={"help": "Largest image area after resizing (pixels)."}
+    )
+    # LoRA and vision-tower keys are verl's (actor_rollout_ref.model.*), same meaning.
+    lora_rank: int = field(
+        default=0, metadata={"help": "LoRA rank (peft); 0 = off (full fine-tuning)."}
+    )
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling factor alpha."})
+    target_modules: Any = field(
+        default="all-linear",
+        metadata={
+            "help": "Layers given adapters: all-linear (every linear layer but the LM head), a "
+            "list of module-name suffixes or a regex (peft's target_modules)."
+        },
+    )
+    exclude_modules: Any = field(
+        default=EXCLUDE_VISION_TOWER,
+        metadata={
+            "help": "Layers never given adapters (peft regex or list); the default keeps them out "
+            "of the vision tower, so LoRA adapts the language model only."
+        },
+    )
+    lora_adapter_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue from this peft adapter folder (e.g. a checkpoint's model/); its "
+            "adapter_config.json sets rank, alpha and targets. Needs lora_rank > 0."
+        },
+    )
+    freeze_vision_tower: bool = field(
+        default=False,
+        metadata={
+            "help": "No gradient to the vision encoder and merger (model.visual); with or without "
+            "LoRA (verl: actor_rollout_ref.actor.freeze_vision_tower)."
+        },
     )
 
 
@@ -291,6 +325,13 @@ class TrainerConfig:
     num_threads: int | None = field(
         default=None, metadata={"help": "torch CPU threads; null = torch default."}
     )
+    save_merged: bool = field(
+        default=False,
+        metadata={
+            "help": "With LoRA: also write <out_dir>/merged, the adapters merged into a Hugging "
+            "Face model (from_pretrained, model.path), after the last step."
+        },
+    )
 
 
 @dataclass
@@ -378,6 +419,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         m.tiny.hidden_size,
         "must be a multiple of num_heads",
     )
+    _check_lora(cfg)
     _check(d.rollout_batch_size > 0, "data.rollout_batch_size", d.rollout_batch_size, "must be > 0")
     _check(d.on_error in ("fail", "skip"), "data.on_error", d.on_error, "use fail or skip")
     if d.template is not None:
@@ -535,6 +577,54 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "must be >= 1 or null",
     )
     return cfg
+
+
+def _is_names(value: Any, allow_none: bool) -> bool:
+    """A peft module selector: a string (regex or all-linear) or a list of strings."""
+    if value is None:
+        return allow_none
+    if isinstance(value, str):
+        return bool(value)
+    return isinstance(value, list | tuple) and all(isinstance(x, str) and x for x in value)
+
+
+def _check_lora(cfg: TrainConfig) -> None:
+    m = cfg.model
+    _check(m.lora_rank >= 0, "model.lora_rank", m.lora_rank, "must be >= 0 (0 = off)")
+    _check(m.lora_alpha > 0, "model.lora_alpha", m.lora_alpha, "must be > 0")
+    _check(
+        _is_names(m.target_modules, allow_none=False),
+        "model.target_modules",
+        m.target_modules,
+        "use all-linear, a regex string or a list of module names",
+    )
+    _check(
+        _is_names(m.exclude_modules, allow_none=True),
+        "model.exclude_modules",
+        m.exclude_modules,
+        "use a regex string, a list of module names or null",
+    )
+    if m.lora_adapter_path is not None:
+        _check(
+            m.lora_rank > 0,
+            "model.lora_adapter_path",
+            m.lora_adapter_path,
+            "needs model.lora_rank > 0 (as in verl, the adapter is read only with LoRA on)",
+        )
+        _check(
+            os.path.isfile(
+                os.path.join(os.path.expanduser(m.lora_adapter_path), "adapter_config.json")
+            ),
+            "model.lora_adapter_path",
+            m.lora_adapter_path,
+            "is not a peft adapter folder (no adapter_config.json)",
+        )
+    _check(
+        not cfg.trainer.save_merged or m.lora_rank > 0,
+        "trainer.save_merged",
+        cfg.trainer.save_merged,
+        "needs model.lora_rank > 0 (without LoRA every checkpoint's model/ is a full model)",
+    )
 
 
 def load_config(

@@ -24,6 +24,7 @@ from openvlthinker.advantage import compute_advantage, estimator_options
 from openvlthinker.advantage.segments import segment_count, segment_sum
 from openvlthinker.data import load_task_data
 from openvlthinker.engine import checkpoint as ckpt
+from openvlthinker.engine import lora
 from openvlthinker.engine.config import TrainConfig, to_dict
 from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records, reward_items
 from openvlthinker.engine.logprob import score_tokens
@@ -134,8 +135,20 @@ class Trainer:
         ip = self.processor.image_processor
         self.image_factor = int(ip.patch_size * ip.merge_size)
         self.policy = self._load_policy(model_path)
+        trainable, total = lora.parameter_counts(self.policy)
+        logger.info(
+            "trainable parameters: %d of %d (%.4f%%)%s%s",
+            trainable,
+            total,
+            100 * trainable / total,
+            f"; LoRA rank {cfg.model.lora_rank} on {len(lora.adapted_modules(self.policy))} layers"
+            if cfg.model.lora_rank > 0
+            else "",
+            "; vision tower frozen" if cfg.model.freeze_vision_tower else "",
+        )
+        # With LoRA the reference is the policy with its adapters disabled (lora.reference).
         self.ref_policy = None
-        if cfg.algorithm.use_kl_loss:
+        if cfg.algorithm.use_kl_loss and cfg.model.lora_rank == 0:
             self.ref_policy = copy.deepcopy(self.policy).eval().requires_grad_(False)
         vocab = self.policy.get_output_embeddings().weight.shape[0]
         self.suppress_ids = never_sampled_ids(self.tokenizer, vocab)
@@ -171,7 +184,10 @@ class Trainer:
         """AdamW over the policy and a linear warm-up of ``actor.warmup_steps`` updates."""
         a = self.cfg.actor
         optimizer = torch.optim.AdamW(
-            self.policy.parameters(), lr=a.lr, betas=tuple(a.betas), weight_decay=a.weight_decay
+            lora.trainable_parameters(self.policy),
+            lr=a.lr,
+            betas=tuple(a.betas),
+            weight_decay=a.weight_decay,
         )
         warmup = a.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -180,10 +196,26 @@ class Trainer:
         return optimizer, scheduler
 
     def _load_policy(self, path: str):
+        """The policy from ``path``: the base model, or a checkpoint's ``model/`` folder, which
+        with LoRA holds the adapter (the base is then ``self.model_path``)."""
+        m = self.cfg.model
+        adapter = None
+        if m.lora_rank > 0:
+            adapter = m.lora_adapter_path if path == self.model_path else path
+            path = self.model_path
         model = load_policy(path, self.dtype, self.device)
-        if self.cfg.model.gradient_checkpointing:
+        if m.freeze_vision_tower:
+            lora.freeze_vision_tower(model)
+        if m.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
+            if m.lora_rank > 0 or m.freeze_vision_tower:
+                # frozen inputs to a checkpointed block would otherwise cut the graph
+                model.enable_input_require_grads()
+        if m.lora_rank > 0:
+            model = lora.apply_lora(model, m, adapter, seed=self.cfg.trainer.seed)
+            if m.freeze_vision_tower:
+                lora.check_frozen_tower_has_no_adapter(model)
         return model
 
     def _generation_eos(self) -> list[int]:
@@ -347,8 +379,10 @@ class Trainer:
             scores = self._forward(self.policy, mb_rollout, with_grad=False)
             old.append(scores.log_probs)
             ent.append(self._token_entropy(scores))
-            if self.ref_policy is not None:
-                ref.append(self._forward(self.ref_policy, mb_rollout, with_grad=False).log_probs)
+            if self.cfg.algorithm.use_kl_loss:
+                ref_model = self.policy if self.ref_policy is None else self.ref_policy
+                with lora.reference(ref_model):
+                    ref.append(self._forward(ref_model, mb_rollout, with_grad=False).log_probs)
         batch.old_log_probs = torch.cat(old)
         batch.token_entropy = torch.cat(ent)
         batch.ref_log_probs = torch.cat(ref) if ref else None
@@ -418,7 +452,7 @@ class Trainer:
                     stats["actor/pg_clipfrac_dual"].append(pg.clipfrac_dual)
                     stats["actor/ppo_kl"].append(pg.approx_kl)
                 grad_norm = torch.nn.utils.clip_grad_norm_(
-                    self.policy.parameters(), a.max_grad_norm
+                    lora.trainable_parameters(self.policy), a.max_grad_norm
                 )
                 stats["actor/grad_norm"].append(float(grad_norm))
                 if math.isfinite(float(grad_norm)):
@@ -672,6 +706,8 @@ class Trainer:
                         self.step_hook(self, self.step)
             if bar is not None:
                 bar.close()
+            if t.save_merged:
+                lora.save_merged(self.policy, self.processor, self.out_dir / "merged")
         finally:
             self.tracker.close()
             close_pools()

@@ -142,6 +142,13 @@ def resolve_checkpoint(
         raise CheckpointError(f"--checkpoint {p}: no such folder")
     if _is_hf_folder(p / "model"):
         return Checkpoint(checkpoint_name(p), p, p / "model", "engine", "")
+    for folder in (p / "model", p):
+        if (folder / "adapter_config.json").is_file():
+            raise CheckpointError(
+                f"--checkpoint {p}: holds a LoRA adapter ({folder}), not a whole model; "
+                "evaluate the run's merged model (trainer.save_merged=true writes "
+                "<out_dir>/merged) or merge the adapter into its base first"
+            )
     actor = verl_actor_dir(p)
     if actor is not None:
         target = merge_verl_checkpoint(actor, cache_dir) if merge else actor

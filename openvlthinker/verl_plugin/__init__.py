@@ -8,7 +8,10 @@ process (``openvlthinker-verl`` sets that for you).
 
 from openvlthinker.verl_plugin.estimators import VERL_NAMES, register_verl_estimators
 from openvlthinker.verl_plugin.reward import OpenVLThinkerRewardManager
+from openvlthinker.verl_plugin.vision import freeze_requested, install_vision_freeze
 
 register_verl_estimators()
+if freeze_requested():  # set by openvlthinker-verl from actor_rollout_ref.actor.freeze_vision_tower
+    install_vision_freeze()
 
 __all__ = ["VERL_NAMES", "OpenVLThinkerRewardManager", "register_verl_estimators"]

@@ -7,23 +7,37 @@ under ``openvlthinker``. :func:`validate` runs before Ray starts and names the k
 
 from __future__ import annotations
 
+import copy
 import functools
+import importlib.util
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 # Reward components the reward manager writes and GS-GDPO / GDPO may normalise: the
 # reward suite's own list, so a component added there is known here too.
 from openvlthinker.rewards.config import COMPONENTS as KNOWN_COMPONENTS
 
+logger = logging.getLogger(__name__)
+
 SECTION = "openvlthinker"
 #: What VERL_USE_EXTERNAL_MODULES must name so every Ray process registers our pieces.
 PLUGIN_MODULE = "openvlthinker.verl_plugin"
 REWARD_MANAGER = "openvlthinker"
+#: The single-process engine's LoRA / vision-tower keys and the verl keys they are.
+LORA_KEYS: dict[str, str] = {
+    "model.lora_rank": "actor_rollout_ref.model.lora_rank",
+    "model.lora_alpha": "actor_rollout_ref.model.lora_alpha",
+    "model.target_modules": "actor_rollout_ref.model.target_modules",
+    "model.exclude_modules": "actor_rollout_ref.model.exclude_modules",
+    "model.lora_adapter_path": "actor_rollout_ref.model.lora_adapter_path",
+    "model.freeze_vision_tower": "actor_rollout_ref.actor.freeze_vision_tower",
+}
 #: Token entropy estimates of the band: -log pi of the sampled token (method.md section 3),
 #: or the entropy of the whole next-token distribution.
 ENTROPY_ESTIMATORS = ("sampled", "full")
@@ -329,13 +343,72 @@ def validate(cfg: DictConfig, *, defaults: DictConfig | None = None) -> PluginSe
     if settings.entropy_band and cfg.get("distillation", {}).get("enabled", False):
         raise ValueError(f"{SECTION}.entropy_band does not compose with verl's distillation loss")
 
+    _check_lora(cfg)
+
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
     validate_config(
-        config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg)
+        config=_without_vllm_lora_check(cfg),
+        use_reference_policy=need_reference_policy(cfg),
+        use_critic=need_critic(cfg),
     )
     return settings
+
+
+def _without_vllm_lora_check(cfg: DictConfig) -> DictConfig:
+    """``cfg``, or where vLLM is not installed (CPU machines) a copy with LoRA off: verl's
+    ``validate_config`` imports vLLM to check ``lora_rank`` against vLLM's allowed ranks, and
+    that one check then runs when verl starts on the GPU node instead."""
+    model = cfg.actor_rollout_ref.model
+    rank = max(model.get("lora_rank", 0), model.get("lora", {}).get("rank", 0))
+    if rank <= 0 or cfg.actor_rollout_ref.rollout.name != "vllm":
+        return cfg
+    if importlib.util.find_spec("vllm") is not None:
+        return cfg
+    logger.warning(
+        "vllm is not installed here: verl's check of actor_rollout_ref.model.lora_rank=%d "
+        "against vLLM's max_lora_rank values is left to verl's start-up on the GPU node",
+        rank,
+    )
+    checked = copy.deepcopy(cfg)
+    with open_dict(checked):
+        checked.actor_rollout_ref.model.lora_rank = 0
+        if "lora" in checked.actor_rollout_ref.model:
+            checked.actor_rollout_ref.model.lora.rank = 0
+    return checked
+
+
+def _check_lora(cfg: DictConfig) -> None:
+    """LoRA and freeze_vision_tower settings verl 0.9.1 would accept but train wrongly with."""
+    model, actor = cfg.actor_rollout_ref.model, cfg.actor_rollout_ref.actor
+    rank = model.get("lora_rank", 0)
+    if rank < 0:
+        raise ValueError(f"actor_rollout_ref.model.lora_rank={rank}: must be >= 0 (0 = off)")
+    if model.get("lora_adapter_path") is not None and rank <= 0:
+        # verl puts the reference in the actor (adapters off) but never loads the adapter
+        raise ValueError(
+            "actor_rollout_ref.model.lora_adapter_path needs actor_rollout_ref.model.lora_rank "
+            "> 0: verl 0.9.1 reads the adapter only with LoRA on"
+        )
+    if not actor.get("freeze_vision_tower", False):
+        return
+    if rank > 0:
+        if model.get("exclude_modules") is None and model.get("target_modules") == "all-linear":
+            raise ValueError(
+                "actor_rollout_ref.actor.freeze_vision_tower=true with target_modules=all-linear "
+                "and no exclude_modules puts LoRA adapters in the frozen vision tower: set "
+                "actor_rollout_ref.model.exclude_modules='.*visual.*'"
+            )
+        return
+    fsdp = actor.get("fsdp_config", {})
+    if actor.strategy == "fsdp" and not fsdp.get("use_orig_params", False):
+        raise ValueError(
+            "actor_rollout_ref.actor.freeze_vision_tower=true without LoRA on FSDP1 needs "
+            "actor_rollout_ref.actor.fsdp_config.use_orig_params=true (a flat parameter mixes "
+            "the frozen merger with trainable embeddings), or actor_rollout_ref.actor.strategy"
+            "=fsdp2"
+        )
 
 
 def plugin_env(existing: str | None) -> str:

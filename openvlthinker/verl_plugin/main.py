@@ -28,6 +28,7 @@ from openvlthinker.verl_plugin.config import (
     prompt_options,
     validate,
 )
+from openvlthinker.verl_plugin.vision import FREEZE_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ def prepare(cfg: DictConfig) -> DictConfig:
         if runtime_env.get("env_vars") is None:
             runtime_env.env_vars = {}
         runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES = os.environ["VERL_USE_EXTERNAL_MODULES"]
+        if cfg.actor_rollout_ref.actor.get("freeze_vision_tower", False):
+            # verl 0.9.1 ignores the key; the plugin freezes the tower in each Ray process
+            os.environ[FREEZE_ENV] = runtime_env.env_vars[FREEZE_ENV] = "1"
     return cfg
 
 

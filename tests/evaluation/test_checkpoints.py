@@ -56,6 +56,11 @@ def test_kinds_names_and_bad_folders(tmp_path, tiny_model):
     assert checkpoint_name(tmp_path / "x" / "global_step_5" / "actor") == "x-global_step_5"
     with pytest.raises(CheckpointError, match=r"--checkpoint .*nope: no such folder"):
         resolve_checkpoint(tmp_path / "nope", tmp_path)
+    lora = tmp_path / "lora_run" / "checkpoints" / "global_step_1" / "model"
+    lora.mkdir(parents=True)
+    (lora / "adapter_config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=r"holds a LoRA adapter .*trainer.save_merged=true"):
+        resolve_checkpoint(lora.parent, tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match=r"empty: not a model folder"):
         resolve_checkpoint(tmp_path / "empty", tmp_path)
