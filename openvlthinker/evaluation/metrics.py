@@ -185,9 +185,9 @@ def mathvista_accuracy(inp: MetricInput) -> MetricResult:
         return MetricResult(float(prediction == str(inp.answer)), prediction)
     from openvlthinker.rewards.numeric import mathvista_match
 
-    precision = meta.get("precision")
-    matched, prediction = mathvista_match(extraction, inp.answer, answer_type, precision)
-    return MetricResult(float(matched), prediction)
+    # issue 12's public rule (integer: str(int(float(x))), float: rounded to `precision`)
+    matched = mathvista_match(extraction, inp.answer, answer_type, meta.get("precision"))
+    return MetricResult(float(bool(matched)), extraction)
 
 
 # ----------------------------------------------------------------------------- OCRBench
