@@ -1,4 +1,4 @@
-"""Command line: ``openvlthinker train|calibrate|config|config-help --config CONFIG key=value ...``."""
+"""Command line: ``openvlthinker train|eval|calibrate|config|config-help --config CONFIG ...``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     cal.add_argument("overrides", nargs="*", help="Dotted overrides, e.g. rollout.n=8.")
     cal.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="Console log level."
+    )
+    ev = sub.add_parser("eval", help="Score checkpoints on the task file's validation sets.")
+    ev.add_argument("--config", default=None, help="YAML config: task file, prompts, generation.")
+    ev.add_argument(
+        "--checkpoint", action="append", required=True, help="global_step_N or HF model folder."
+    )
+    ev.add_argument("--out", required=True, help="Folder for results.json/csv/md/png, samples/.")
+    ev.add_argument("--sets", default=None, help="Comma-separated validation set names.")
+    ev.add_argument("overrides", nargs="*", help="Dotted overrides, e.g. eval.n=4.")
+    ev.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, help="Console log level."
     )
     return parser
@@ -92,17 +103,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     undo = configure_logging(args.log_level)
     try:
-        return _run(cfg, calibrate_to=args.out if args.command == "calibrate" else None)
+        return _run(cfg, args)
     finally:
         undo()
 
 
-def _run(cfg, calibrate_to: str | None = None) -> int:
-    """Build the trainer and fit (or calibrate into ``calibrate_to``); bad input is one line
-    (exit 2), Ctrl-C says how to resume."""
+def _run(cfg, args: argparse.Namespace) -> int:
+    """Train, calibrate into ``--out`` or evaluate; bad input is one line (exit 2), Ctrl-C
+    during training says how to resume."""
     # No hub: a tiny model is built locally, a real one is read from model.path.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.command == "eval":
+        from openvlthinker.evaluation.cli import run_eval_command
+
+        return run_eval_command(cfg, args)
     from openvlthinker.data import RecordError
     from openvlthinker.engine.checkpoint import latest_checkpoint
     from openvlthinker.engine.config import ConfigError
@@ -113,10 +128,10 @@ def _run(cfg, calibrate_to: str | None = None) -> int:
     trainer = None
     try:
         trainer = Trainer(cfg)
-        if calibrate_to is not None:
+        if args.command == "calibrate":
             from openvlthinker.engine.calibrate import run_calibrate
 
-            run_calibrate(trainer, calibrate_to)
+            run_calibrate(trainer, args.out)
             return 0
         trainer.fit()
     except (ConfigError, TaskFileError, RecordError, CalibrationError) as e:  # one line naming it

@@ -32,6 +32,9 @@ ALIASES: dict[str, str] = {
     "free-form": "open_ended",
     "free_form": "open_ended",
     "open-ended": "open_ended",
+    # benchmark cards' question_type values: MathVista multi_choice / free_form, MMMU open
+    "multi_choice": "multiple_choice",
+    "open": "open_ended",
     "spatial grounding": "spatial_grounding",
     "grounding": "spatial_grounding",
     "count": "counting",

@@ -41,6 +41,8 @@ RECORD_FIELDS = (
     "metadata",
 )
 REQUIRED_FIELDS = ("problem", "answer", "problem_type")
+#: Fields a field map may fill from several columns (their non-empty values, in order).
+LIST_FIELDS = ("images", "videos", "options")
 RELEASED_FIELD_MAP: Mapping[str, str] = {"task": "task_type"}
 """Field map for the released OneThinker/OpenVLThinker sample format."""
 
@@ -122,12 +124,49 @@ def _as_list(value: Any, name: str) -> list[Any]:
     return out
 
 
+def _missing(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _list_text(value: Any, name: str) -> Any:
+    """A list written as text (MMMU's ``options`` column: ``"['1', '2']"``) -> the list."""
+    if not isinstance(value, str) or not value.lstrip().startswith("["):
+        return value
+    import ast
+
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError) as e:
+        raise ValueError(f"field {name!r}: {value[:60]!r} looks like a list but is not one") from e
+    if not isinstance(parsed, list):
+        raise ValueError(f"field {name!r}: {value[:60]!r} is not a list")
+    return parsed
+
+
+def _xywh_to_xyxy(answer: Any, column: Any) -> list[float]:
+    """A COCO box ``[x, y, w, h]`` -> ``[x1, y1, x2, y2]`` (the set's ``box_format: xywh``)."""
+    ok = isinstance(answer, list | tuple) and len(answer) == 4
+    if not ok or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in answer):
+        raise ValueError(f"field {column!r}: box_format xywh needs [x, y, w, h], got {answer!r}")
+    x, y, w, h = (float(v) for v in answer)
+    return [x, y, x + w, y + h]
+
+
 def _media_path(value: Any, root: Path | None, name: str) -> Any:
     if isinstance(value, Mapping):  # datasets' Image feature without decoding
+        if value.get("bytes"):  # a Hub parquet file: the image itself, its path only a name
+            import io
+
+            from PIL import Image, UnidentifiedImageError
+
+            try:
+                return Image.open(io.BytesIO(value["bytes"]))
+            except (OSError, UnidentifiedImageError) as e:
+                raise ValueError(f"field {name!r}: undecodable image bytes: {e}") from e
         if value.get("path"):
             value = value["path"]
         else:
-            raise ValueError(f"field {name!r}: entry {sorted(value)} has no 'path'")
+            raise ValueError(f"field {name!r}: entry {sorted(value)} has neither bytes nor a path")
     if isinstance(value, str | Path):
         p = Path(value)
         if not p.is_absolute() and root is not None:
@@ -158,21 +197,28 @@ def _make_record(
     source: str,
     *,
     registry: TaskRegistry,
-    field_map: Mapping[str, str],
+    field_map: Mapping[str, str | tuple[str, ...]],
     image_root: Path | None,
     default_task: str | None,
     check_images: bool,
     stem: str,
+    default_problem_type: str | None = None,
+    box_format: str = "xyxy",
+    options_in_problem: bool = False,
 ) -> Record:
     if not isinstance(raw, Mapping):
         raise ValueError(f"record must be an object, got {type(raw).__name__}")
     mapped_from = {ours: field_map.get(ours, ours) for ours in RECORD_FIELDS}
 
     def get(name: str) -> Any:
-        return raw.get(mapped_from[name])
+        source = mapped_from[name]
+        if isinstance(source, tuple):  # several columns -> the list of their non-empty values
+            values = [raw.get(c) for c in source]
+            return [v for v in values if not _missing(v)] or None
+        return raw.get(source)
 
     for name in REQUIRED_FIELDS:
-        if get(name) is None:
+        if get(name) is None and not (name == "problem_type" and default_problem_type):
             raise ValueError(f"missing field {mapped_from[name]!r} ({name})")
     for name in RECORD_FIELDS:
         if _has_nan(get(name)):
@@ -193,8 +239,9 @@ def _make_record(
         raise ValueError(
             f"field {mapped_from['task']!r}: unknown task {task!r}; known: {', '.join(registry)}"
         )
+    raw_type = get("problem_type") if get("problem_type") is not None else default_problem_type
     problem_type = canonical_problem_type(
-        str(get("problem_type")), where=f"field {mapped_from['problem_type']!r}"
+        str(raw_type), where=f"field {mapped_from['problem_type']!r}"
     )
     if problem_type not in registry[task].problem_types:
         raise ValueError(
@@ -227,21 +274,23 @@ def _make_record(
     if data_type == "text" and (images or videos):
         raise ValueError(f"field {mapped_from['data_type']!r}: 'text' but the record has media")
 
-    options = tuple(str(o) for o in _as_list(get("options"), "options"))
-    if problem_type == "multiple_choice" and not options:
+    options = tuple(str(o) for o in _as_list(_list_text(get("options"), "options"), "options"))
+    if problem_type == "multiple_choice" and not options and not options_in_problem:
         raise ValueError(f"field {mapped_from['options']!r}: multiple_choice needs options")
 
     meta = get("metadata") or {}
     if not isinstance(meta, Mapping):
         raise ValueError(f"field {mapped_from['metadata']!r}: must be a mapping, got {meta!r}")
     meta = dict(meta)
-    used = set(mapped_from.values())
+    used = {c for v in mapped_from.values() for c in (v if isinstance(v, tuple) else (v,))}
     meta.update({k: v for k, v in raw.items() if k not in used})
     rid = get("id")
     if rid is not None and (isinstance(rid, bool) or not isinstance(rid, str | int)):
         raise ValueError(
             f"field {mapped_from['id']!r}: must be a string or an integer, got {rid!r}"
         )
+    if box_format == "xywh" and problem_type == "spatial_grounding":
+        answer = _xywh_to_xyxy(answer, mapped_from["answer"])
     return Record(
         id=str(rid) if rid is not None else f"{stem}-{row}",
         problem=problem,
@@ -313,22 +362,29 @@ def load_records(
     path: str | Path | Any,
     *,
     registry: TaskRegistry,
-    field_map: Mapping[str, str] | None = None,
+    field_map: Mapping[str, Any] | None = None,
     on_error: Literal["fail", "skip"] = "fail",
     image_root: str | Path | None = None,
     default_task: str | None = None,
     check_images: bool = True,
+    default_problem_type: str | None = None,
+    box_format: str = "xyxy",
+    options_in_problem: bool = False,
 ) -> LoadedRecords:
     """Load and validate records from a file or a ``datasets.Dataset``.
 
     ``field_map`` maps our field names to the file's (``{"task": "task_type"}`` reads the
     released format); ``default_task`` is the task of records without one (the task a
-    file is listed under). ``on_error="fail"`` raises :class:`RecordError` naming file and
-    row; ``"skip"`` drops bad records, logs a warning and counts them in ``.report``.
+    file is listed under), ``default_problem_type`` that of records without one, and
+    ``box_format="xywh"`` turns COCO box answers into ``[x1, y1, x2, y2]``;
+    ``options_in_problem`` lets multiple-choice records list their options in the question
+    text instead of ``options``. A field map may
+    fill ``images`` / ``videos`` / ``options`` from several columns (their non-empty values).
+    ``on_error="fail"`` raises :class:`RecordError` naming file and row; ``"skip"`` drops bad records, logs a warning and counts them in ``.report``.
     """
     if on_error not in ("fail", "skip"):
         raise ValueError(f"on_error: {on_error!r} is unknown; known: 'fail', 'skip'")
-    field_map = dict(field_map or {})
+    field_map = {k: tuple(v) if isinstance(v, list) else v for k, v in (field_map or {}).items()}
     unknown = set(field_map) - set(RECORD_FIELDS)
     if unknown:
         raise ValueError(
@@ -362,6 +418,9 @@ def load_records(
                 default_task=default_task,
                 check_images=check_images,
                 stem=stem,
+                default_problem_type=default_problem_type,
+                box_format=box_format,
+                options_in_problem=options_in_problem,
             )
             if rec.id in seen_ids:
                 raise ValueError(
@@ -419,5 +478,14 @@ def load_task_data(
                 image_root=f.image_root,
                 default_task=spec.key,
                 check_images=registry.check_images if check_images is None else check_images,
+                **(
+                    {
+                        "default_problem_type": f.problem_type,
+                        "box_format": f.box_format,
+                        "options_in_problem": f.options_in_problem,
+                    }
+                    if split == "validation"
+                    else {}
+                ),
             )
     return out

@@ -364,6 +364,23 @@ class CalibrationConfig:
 
 
 @dataclass
+class EvalConfig:
+    n: int = field(
+        default=1, metadata={"help": "openvlthinker eval: responses per record (avg@n, pass@n)."}
+    )
+    temperature: float = field(
+        default=0.0, metadata={"help": "openvlthinker eval: sampling temperature (0 = greedy)."}
+    )
+    batch_size: int = field(
+        default=16, metadata={"help": "openvlthinker eval: records per generate call."}
+    )
+    max_records: int | None = field(
+        default=None,
+        metadata={"help": "openvlthinker eval: at most this many records per set; null = all."},
+    )
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "Policy model."})
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Tasks and records."})
@@ -387,6 +404,9 @@ class TrainConfig:
     calibration: CalibrationConfig = field(
         default_factory=CalibrationConfig,
         metadata={"help": "Shaping bounds measured from the policy (auto)."},
+    )
+    eval: EvalConfig = field(
+        default_factory=EvalConfig, metadata={"help": "openvlthinker eval (not training)."}
     )
 
 
@@ -612,6 +632,16 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         t.resume,
         "use auto, disable, or an existing checkpoint folder",
     )
+    e = cfg.eval
+    _check(e.n >= 1, "eval.n", e.n, "must be >= 1")
+    _check(e.temperature >= 0, "eval.temperature", e.temperature, "must be >= 0 (0 = greedy)")
+    _check(e.batch_size >= 1, "eval.batch_size", e.batch_size, "must be >= 1")
+    _check(
+        e.max_records is None or e.max_records >= 1,
+        "eval.max_records",
+        e.max_records,
+        "must be >= 1 or null",
+    )
     return cfg
 
 
@@ -792,6 +822,11 @@ RESUME_FREE_KEYS = (
     "trainer.out_dir",
     "trainer.experiment_name",
     "model.cache_dir",
+    # read by openvlthinker eval only, never by training
+    "eval.n",
+    "eval.temperature",
+    "eval.batch_size",
+    "eval.max_records",
 )
 
 

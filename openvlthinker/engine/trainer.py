@@ -27,7 +27,7 @@ from openvlthinker.engine import checkpoint as ckpt
 from openvlthinker.engine import lora
 from openvlthinker.engine.calibrate import CALIBRATION_FILE, auto_calibration
 from openvlthinker.engine.config import ConfigError, TrainConfig, resume_conflicts, to_dict
-from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records
+from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records, reward_items
 from openvlthinker.engine.logprob import score_tokens
 from openvlthinker.engine.loss import (
     aggregate,
@@ -45,6 +45,7 @@ from openvlthinker.engine.modeling import (
 from openvlthinker.engine.plot import plot_history
 from openvlthinker.engine.rollout import Rollout, concat_rollouts, generate
 from openvlthinker.engine.tracking import Tracker, read_jsonl
+from openvlthinker.engine.validation import EvalSet, PolicyCalls, run_set
 from openvlthinker.rewards import RewardConfig, close_pools, score_batch, validate_problem_types
 from openvlthinker.rewards.user import load_user_scorers
 from openvlthinker.shaping import (
@@ -292,26 +293,7 @@ class Trainer:
         """Reward suite on decoded responses; length counted in tokens, envelopes per task."""
         texts = self.tokenizer.batch_decode(rollout.responses.cpu(), skip_special_tokens=True)
         lengths = rollout.response_lengths().cpu().tolist()
-        items = []
-        for text, n_tokens, record, model_size in zip(texts, lengths, records, image_sizes):
-            spec = self.registry[record.task]
-            item = {
-                "response": text,
-                "ground_truth": record.answer,
-                "problem_type": record.problem_type,
-                "task": record.task,
-                "response_tokens": int(n_tokens),
-                # None while 'auto' is being measured: no length term then
-                "length_envelope": spec.length_envelope,
-                "weights": dict(spec.reward_weights),
-                "scorer_options": {k: dict(v) for k, v in spec.scorer_options.items()},
-            }
-            if record.options:
-                item["options"] = list(record.options)
-            if record.image_size is not None:
-                item["image_size"] = tuple(record.image_size)
-                item["model_image_size"] = tuple(model_size)
-            items.append(item)
+        items = reward_items(texts, lengths, records, image_sizes, self.registry)
         return score_batch(items, config=self.reward_config)
 
     # ------------------------------------------------------------------ the step
@@ -649,7 +631,7 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Every validation set of every (selected) task; per-task metrics + macro mean."""
+        """Every validation set of every (selected) task: per-set, per-task and macro metrics."""
         if not self.val_sets:
             return {}
         r = self.cfg.rollout
@@ -658,34 +640,43 @@ class Trainer:
         # Validation draws from its own seeded stream: it never shifts the training samples.
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(self.cfg.trainer.seed + 10_000 + self.step)
-            for records in self.val_sets.values():
-                for start in range(0, len(records), r.val_batch_size):
-                    chunk = records[start : start + r.val_batch_size]
-                    encoded = self._encode(chunk)
-                    greedy = r.val_temperature == 0
-                    rollout = self._generate(
-                        encoded.batch.repeat(r.val_n),
-                        temperature=r.val_temperature or 1.0,
-                        greedy=greedy,
-                    )
-                    recs = [x for x in chunk for _ in range(r.val_n)]
-                    sizes = [s for s in encoded.model_image_sizes for _ in range(r.val_n)]
-                    scores = self._score(rollout, recs, sizes)
-                    lengths = rollout.response_lengths().cpu().tolist()
-                    for rec, sc, n_tok in zip(recs, scores, lengths):
-                        samples.append(
-                            {
-                                "task": rec.task,
-                                "problem_type": rec.problem_type,
-                                "scores": sc,
-                                "response_length": int(n_tok),
-                                "max_response_length": r.max_new_tokens,
-                            }
-                        )
+            for spec in self.eval_sets():
+                samples += run_set(
+                    spec,
+                    self.policy_calls(r.val_temperature),
+                    n=r.val_n,
+                    batch_size=r.val_batch_size,
+                    max_new_tokens=r.max_new_tokens,
+                    answer_tag=self.reward_config.answer_tag,
+                    think_tag=self.reward_config.think_tag,
+                    coordinate_frame=self.reward_config.coordinate_frame,
+                )
         tasks = [t for t in self.tasks if any(s["task"] == t for s in samples)]
         metrics = compute_validation_metrics(samples, tasks=tasks)
         metrics["timing/validation"] = time.perf_counter() - t0
         return metrics
+
+    def eval_sets(self) -> list[EvalSet]:
+        """The loaded validation sets with their task and benchmark metric."""
+        named = self.registry.validation_sets()
+        return [
+            EvalSet(name, named[name][0], named[name][1].metric, records)
+            for name, records in self.val_sets.items()
+        ]
+
+    def policy_calls(self, temperature: float) -> PolicyCalls:
+        """encode / generate (greedy at temperature 0) / score / decode of this policy."""
+        greedy = temperature == 0
+        return PolicyCalls(
+            encode=self._encode,
+            generate=lambda batch: self._generate(
+                batch, temperature=temperature or 1.0, greedy=greedy
+            ),
+            score=self._score,
+            decode=lambda rollout: self.tokenizer.batch_decode(
+                rollout.responses.cpu(), skip_special_tokens=True
+            ),
+        )
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -832,7 +823,7 @@ class Trainer:
         jsonl = self.out_dir / "metrics.jsonl"
         history = read_jsonl(jsonl) if "jsonl" in t.logger else self._history
         if t.plot and history:
-            path = plot_history(history, self.out_dir / "training_curves.png")
+            path = plot_history(history, self.out_dir / "training_curves.png", self.registry)
             logger.info("plot written to %s", path)
         last = history[-1] if history else {"step": self.step}
         shown = "".join(

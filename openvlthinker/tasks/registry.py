@@ -55,18 +55,51 @@ class DataFile:
         default=None,
         metadata={"help": "Directory that relative image/video paths resolve against."},
     )
-    field_map: Mapping[str, str] | None = field(
+    field_map: Mapping[str, str | tuple[str, ...]] | None = field(
         default=None,
-        metadata={"help": "Our field name -> the file's field name (e.g. task: task_type)."},
+        metadata={
+            "help": "Our field name -> the file's field name (e.g. task: task_type); images, "
+            "videos and options may name several columns (e.g. options: [A, B, C, D])."
+        },
     )
 
 
 @dataclass(frozen=True)
 class ValidationSet(DataFile):
-    """One validation file of a task; its metrics are logged under the task."""
+    """One validation file of a task; its metrics are logged under its own name
+    (``val/<set>/...``) and under the task (``val/<task>/...``, over all of its sets)."""
 
     name: str = field(
-        kw_only=True, metadata={"help": "Unique name of the set (unique across all tasks)."}
+        kw_only=True,
+        metadata={"help": "Unique name of the set (across all tasks; never a task's name)."},
+    )
+    metric: str | None = field(
+        default=None,
+        kw_only=True,
+        metadata={
+            "help": "Benchmark metric (openvlthinker.evaluation.metrics), logged as "
+            "val/<set>/<metric>; null = the problem type's reward correctness only."
+        },
+    )
+    problem_type: str | None = field(
+        default=None,
+        kw_only=True,
+        metadata={"help": "Problem type of the set's records that carry none."},
+    )
+    options_in_problem: bool = field(
+        default=False,
+        kw_only=True,
+        metadata={
+            "help": "Multiple-choice records may lack options: the question text lists them "
+            "(MMStar's card has no options column)."
+        },
+    )
+    box_format: str = field(
+        default="xyxy",
+        kw_only=True,
+        metadata={
+            "help": "Box answers of the file: xyxy (ours) or xywh (COCO), made xyxy at load."
+        },
     )
 
 
@@ -123,7 +156,7 @@ class TaskRegistry(Mapping[str, TaskSpec]):
     tasks: Mapping[str, TaskSpec]
     advantage_key: str = "task"
     on_error: str = "fail"
-    field_map: Mapping[str, str] = field(default_factory=dict)
+    field_map: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
     check_images: bool = True
     source: Path | None = None
 
@@ -230,7 +263,10 @@ _DEFAULT_KEYS = {
 _TASK_KEYS = {"domain", "problem_types", "train", "validation"} | _DEFAULT_KEYS
 _BAND_KEYS = ("h_min", "h_max", "coef")
 _FILE_KEYS = {"path", "image_root", "field_map"}
-_VAL_KEYS = _FILE_KEYS | {"name"}
+_VAL_KEYS = _FILE_KEYS | {"name", "metric", "problem_type", "box_format", "options_in_problem"}
+BOX_FORMATS = ("xyxy", "xywh")
+#: Names a validation set may not take: they would collide with ``val/macro/...`` / ``val/score``.
+RESERVED_SET_NAMES = ("macro", "score")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -456,21 +492,69 @@ def _scorer_options(
     return merged
 
 
-def _field_map(value: Any, where: str) -> dict[str, str] | None:
+def _field_map(value: Any, where: str) -> dict[str, str | tuple[str, ...]] | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise TaskFileError(f"{where}: must map our field name -> file field name, got {value!r}")
-    from openvlthinker.data.records import RECORD_FIELDS
+    from openvlthinker.data.records import LIST_FIELDS, RECORD_FIELDS
 
+    def column(k: Any, v: Any) -> bool:
+        if isinstance(v, list) and k in LIST_FIELDS:  # several columns -> one list field
+            return bool(v) and all(isinstance(c, str) and c for c in v)
+        return isinstance(v, str)
+
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and column(k, v) for k, v in value.items()
+    ):
+        raise TaskFileError(
+            f"{where}: must map our field name -> file field name (a list of names for "
+            f"{', '.join(LIST_FIELDS)}), got {value!r}"
+        )
     unknown = set(value) - set(RECORD_FIELDS)
     if unknown:
         raise TaskFileError(
             f"{where}: unknown record field(s) {sorted(unknown)}; known: {list(RECORD_FIELDS)}"
         )
-    return dict(value)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+
+
+def _set_options(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    """name, metric, problem_type and box_format of one validation entry, checked."""
+    name = entry["name"]
+    if "/" in name or name in RESERVED_SET_NAMES:
+        raise TaskFileError(
+            f"{where}.name: {name!r} is not a valid set name (no '/', not one of "
+            f"{list(RESERVED_SET_NAMES)}: metric names val/<set>/... would collide)"
+        )
+    out: dict[str, Any] = {"name": name}
+    metric = entry.get("metric")
+    if metric is not None:
+        from openvlthinker.evaluation.metrics import METRICS
+
+        if metric not in METRICS:
+            raise TaskFileError(
+                f"{where}.metric: {metric!r} is unknown; known: {', '.join(sorted(METRICS))}"
+            )
+        out["metric"] = metric
+    if entry.get("problem_type") is not None:
+        try:
+            out["problem_type"] = canonical_problem_type(
+                entry["problem_type"], where=f"{where}.problem_type"
+            )
+        except ValueError as e:
+            raise TaskFileError(str(e)) from e
+    box_format = entry.get("box_format", "xyxy")
+    if box_format not in BOX_FORMATS:
+        raise TaskFileError(
+            f"{where}.box_format: {box_format!r} is unknown; known: {list(BOX_FORMATS)}"
+        )
+    out["box_format"] = box_format
+    in_problem = entry.get("options_in_problem", False)
+    if not isinstance(in_problem, bool):
+        raise TaskFileError(
+            f"{where}.options_in_problem: must be true or false, got {in_problem!r}"
+        )
+    out["options_in_problem"] = in_problem
+    return out
 
 
 def _files(
@@ -509,7 +593,7 @@ def _files(
             "field_map": _field_map(entry.get("field_map"), f"{w}.field_map"),
         }
         if validation:
-            item["name"] = entry["name"]
+            item.update(_set_options(entry, w))
         out.append(item)
     return out
 
@@ -665,6 +749,17 @@ def load_tasks(
     seen: dict[str, str] = {}
     for spec in tasks.values():
         for v in spec.validation:
+            if v.name in tasks:
+                raise TaskFileError(
+                    f"{_where(path, spec.key, 'validation')}: validation set name {v.name!r} is "
+                    f"also a task name; val/{v.name}/... would mean both, rename the set"
+                )
+            if v.problem_type is not None and v.problem_type not in spec.problem_types:
+                raise TaskFileError(
+                    f"{_where(path, spec.key, 'validation')}: set {v.name!r}: problem_type "
+                    f"{v.problem_type!r} is not one of the task's problem_types "
+                    f"{list(spec.problem_types)}"
+                )
             if v.name in seen:
                 raise TaskFileError(
                     f"{_where(path, spec.key, 'validation')}: duplicate validation set name "

@@ -1,12 +1,14 @@
 """Multi-task validation metrics (engine-agnostic).
 
-From the per-sample results of a validation pass this computes, for every task and
-every (task, problem type) pair, the mean of each reward component, the response length
-mean and clip ratio, the error rate and the mean entropy when given, plus the macro
-average over tasks. Names are stable (see docs/data.md):
+From the per-sample results of a validation pass this computes, for every task, every
+validation set and every (task or set, problem type) pair, the mean of each reward
+component, the response length mean and clip ratio, the error rate and the mean entropy
+when given, plus the macro average over tasks. Names are stable (see docs/data.md):
 
     val/<task>/<metric>                 e.g. val/math/correctness, val/math/reward (overall)
     val/<task>/<problem_type>/<metric>  e.g. val/grounding/counting/correctness
+    val/<set>/<metric>                  the same over one validation set, e.g. val/mathvista/reward,
+    val/<set>/<problem_type>/<metric>   plus the set's benchmark metric, e.g. val/docvqa/anls
     val/macro/<metric>                  unweighted mean of val/<task>/<metric> over tasks
     val/score                           val/macro/<select_metric>: picks the best checkpoint
 """
@@ -25,9 +27,12 @@ DEFAULT_SELECT_METRIC = "correctness"
 
 
 class ValidationSample(TypedDict, total=False):
-    """One validated response. ``scores`` is the dict returned by ``rewards.score``."""
+    """One validated response. ``scores`` is the dict returned by ``rewards.score``;
+    ``set`` the validation set's name and ``metrics`` its benchmark metric values."""
 
     task: str
+    set: str
+    metrics: Mapping[str, float]
     problem_type: str
     scores: Mapping[str, Any]
     response_length: int
@@ -63,6 +68,16 @@ def _metrics(group: list[Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
+def _set_metrics(group: list[Mapping[str, Any]]) -> dict[str, float]:
+    """:func:`_metrics` plus the mean of each benchmark metric the samples carry."""
+    out = _metrics(group)
+    names = dict.fromkeys(k for s in group for k in (s.get("metrics") or {}))
+    for name in names:
+        vals = [s["metrics"][name] for s in group if name in (s.get("metrics") or {})]
+        out[name] = float(np.mean(vals))
+    return out
+
+
 def compute_validation_metrics(
     samples: Iterable[Mapping[str, Any]],
     *,
@@ -75,10 +90,15 @@ def compute_validation_metrics(
     (reward components), ``response_length`` (tokens) and either ``clipped`` or
     ``max_response_length``; ``entropy`` (mean token entropy) is optional. ``tasks``
     (e.g. the registry's keys) fixes the task order and lets a task with no samples
-    raise instead of silently leaving the macro average.
+    raise instead of silently leaving the macro average. Samples that name their ``set``
+    also give ``val/<set>/...`` (with the set's benchmark ``metrics``); a set name equal to
+    a task name is an error (the task registry refuses one at load).
     """
     by_task: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     by_type: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    by_set: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    by_set_type: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    set_task: dict[str, str] = {}
     for i, s in enumerate(samples):
         if "task" not in s or "problem_type" not in s:
             raise ValueError(
@@ -86,6 +106,18 @@ def compute_validation_metrics(
             )
         by_task[s["task"]].append(s)
         by_type[(s["task"], s["problem_type"])].append(s)
+        if s.get("set") is not None:
+            name = s["set"]
+            if set_task.setdefault(name, s["task"]) != s["task"]:
+                raise ValueError(
+                    f"validation sample {i}: set {name!r} holds tasks {set_task[name]!r} and "
+                    f"{s['task']!r}; a set's metrics belong to one task"
+                )
+            by_set[name].append(s)
+            by_set_type[(name, s["problem_type"])].append(s)
+    clash = sorted(set(by_set) & (set(by_task) | {"macro", "score"}))
+    if clash:
+        raise ValueError(f"validation set name(s) {clash} collide with task or macro metric names")
     order = list(tasks) if tasks is not None else sorted(by_task)
     missing = [t for t in order if t not in by_task]
     if missing:
@@ -101,6 +133,10 @@ def compute_validation_metrics(
         out.update({f"val/{task}/{k}": v for k, v in per_task[task].items()})
     for (task, ptype), group in sorted(by_type.items()):
         out.update({f"val/{task}/{ptype}/{k}": v for k, v in _metrics(group).items()})
+    for name in sorted(by_set, key=lambda n: (order.index(set_task[n]), n)):
+        out.update({f"val/{name}/{k}": v for k, v in _set_metrics(by_set[name]).items()})
+    for (name, ptype), group in sorted(by_set_type.items()):
+        out.update({f"val/{name}/{ptype}/{k}": v for k, v in _metrics(group).items()})
     names = {k for m in per_task.values() for k in m if k != "count"}
     for name in sorted(names):
         vals = [m[name] for m in per_task.values() if name in m]

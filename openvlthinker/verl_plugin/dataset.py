@@ -2,15 +2,18 @@
 
 One row per record, the columns verl's ``RLHFDataset`` and reward loop read:
 
-- ``data_source``: the task key (verl groups validation metrics by it: ``val-core/<task>/acc``);
+- ``data_source``: the task key for training rows; the *validation set's name* for validation
+  rows (verl groups validation metrics by it: ``val-core/<set>/acc/...``; the plugin adds
+  ``val/<set>/...``, ``val/<task>/...`` and ``val/macro/...`` from ``extra_info.task``);
 - ``prompt``: chat messages whose user text holds one ``<image>`` placeholder per image, in
   order (verl swaps them for the images; our prompt templates put images first);
 - ``images``: ``[{"bytes": <file bytes>, "path": <original path>, "min_pixels", "max_pixels"}]``,
   embedded so a multi-node run needs no shared image directory; the bytes are the file's own,
   unchanged; the pixel range is the model's (verl's ``fetch_image`` resizes into it);
 - ``reward_model``: ``{"style": "rule", "ground_truth": <answer as JSON text>}``;
-- ``extra_info``: ``index``, ``id``, ``task``, ``problem_type``, ``options`` and image sizes
-  (``model_image_size`` by the model's processor geometry, see ``images.py``).
+- ``extra_info``: ``index``, ``id``, ``task``, ``set`` (validation rows), ``problem_type``,
+  ``options``, image sizes (``model_image_size`` by the model's processor geometry, see
+  ``images.py``) and the record's ``metadata`` as JSON text (benchmark metrics read it).
 """
 
 from __future__ import annotations
@@ -64,10 +67,12 @@ SCHEMA = pa.schema(
                     ("index", pa.int64()),
                     ("id", pa.string()),
                     ("task", pa.string()),
+                    ("set", pa.string()),
                     ("problem_type", pa.string()),
                     ("options", pa.list_(pa.string())),
                     ("image_size", pa.list_(pa.int64())),
                     ("model_image_size", pa.list_(pa.int64())),
+                    ("metadata", pa.string()),
                 ]
             ),
         ),
@@ -110,11 +115,17 @@ def _image_entry(image: Any) -> dict[str, Any]:
 
 
 def record_row(
-    record: Any, index: int, *, geometry: ImageGeometry | None = None, **prompt_options: Any
+    record: Any,
+    index: int,
+    *,
+    geometry: ImageGeometry | None = None,
+    val_set: str | None = None,
+    **prompt_options: Any,
 ) -> dict[str, Any]:
     """One verl row for one ``openvlthinker.data.Record``; ``geometry`` is the model's resize
     (:func:`~openvlthinker.verl_plugin.images.resolve_geometry`; None: Qwen3-VL's, assumed),
-    ``prompt_options`` go to ``build_messages`` (template, tag names, coordinate frame, ...)."""
+    ``val_set`` the validation set it belongs to (its ``data_source``), ``prompt_options`` go
+    to ``build_messages`` (template, tag names, coordinate frame, ...)."""
     from openvlthinker.data import build_messages
 
     if record.videos:
@@ -132,7 +143,7 @@ def record_row(
         )
     size = record.image_size
     return {
-        "data_source": record.task,
+        "data_source": val_set or record.task,
         "prompt": prompt,
         "images": images,
         "ability": record.problem_type,
@@ -141,10 +152,12 @@ def record_row(
             "index": index,
             "id": str(record.id),
             "task": record.task,
+            "set": val_set,
             "problem_type": record.problem_type,
             "options": [str(o) for o in record.options] or None,
             "image_size": list(size) if size else None,
             "model_image_size": list(geometry.model_size(tuple(size))) if size else None,
+            "metadata": json.dumps(dict(record.metadata), default=str) if record.metadata else None,
         },
     }
 
@@ -163,10 +176,14 @@ def export_records(
     path: str | os.PathLike,
     *,
     geometry: ImageGeometry | None = None,
+    val_set: str | None = None,
     **prompt_options: Any,
 ) -> Path:
-    """Records -> one verl parquet file."""
-    rows = (record_row(r, i, geometry=geometry, **prompt_options) for i, r in enumerate(records))
+    """Records -> one verl parquet file (``val_set``: the validation set they form)."""
+    rows = (
+        record_row(r, i, geometry=geometry, val_set=val_set, **prompt_options)
+        for i, r in enumerate(records)
+    )
     return write_parquet(rows, path)
 
 
@@ -198,7 +215,7 @@ def export_tasks(
         raise ValueError(f"{registry.source}: the task file lists no training records")
     train = export_records(train_records, out / "train.parquet", **prompt_options)
     val_files = [
-        str(export_records(records, out / f"val_{name}.parquet", **prompt_options))
+        str(export_records(records, out / f"val_{name}.parquet", val_set=name, **prompt_options))
         for name, records in load_task_data(registry, "validation").items()
     ]
     logger.info(

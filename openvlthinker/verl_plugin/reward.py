@@ -4,8 +4,12 @@ envelopes and weights.
 verl's score functions never see the response length in tokens; the manager does, so we
 score here rather than through ``custom_reward_function``. Every component goes into
 ``reward_extra_info`` (logged by verl, read by GS-GDPO / GDPO), plus ``acc`` (correctness)
-for verl's ``val-core/<task>/acc`` metrics. A failing scorer never stops the run: the
-response gets the suite's zero result and ``reward_error`` = 1.
+for verl's ``val-core/<data_source>/acc`` metrics. A validation row (``extra_info.set``)
+also carries ``task``, ``set`` and ``problem_type`` (strings, which verl's metric code
+skips), ``response_length`` and ``benchmark``: the set's benchmark metric
+(``openvlthinker.evaluation.metrics``), or correctness when the set names none; the trainer
+turns them into ``val/<set>/...``. A failing scorer never stops the run: the response gets
+the suite's zero result and ``reward_error`` = 1.
 """
 
 from __future__ import annotations
@@ -65,9 +69,10 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
         """Reward components of one response; ``extra`` is the row's ``extra_info``."""
         from openvlthinker.rewards import score
 
+        task = extra.get("task") or task  # validation rows: data_source is the set's name
         if task not in self.registry:
             raise KeyError(
-                f"data_source {task!r} is not a task of the task file; "
+                f"task {task!r} is not a task of the task file; "
                 f"known: {', '.join(sorted(self.registry))}"
             )
         spec = self.registry[task]
@@ -88,9 +93,51 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
         )
         if result.get("error"):
             logger.warning("reward for task %r: %s", task, result["error"])
-        out = {key: float(result.get(key, 0.0) or 0.0) for key in EXTRA_KEYS[:-1]}
+        out: dict[str, Any] = {key: float(result.get(key, 0.0) or 0.0) for key in EXTRA_KEYS[:-1]}
         out["reward_error"] = float(bool(result.get("error")))
+        if extra.get("set"):
+            out.update(self._validation_extra(response, response_tokens, task, ground_truth, extra))
+            if out["benchmark"] is None:
+                out["benchmark"] = out["correctness"]
         return out
+
+    def _validation_extra(
+        self, response: str, response_tokens: int, task: str, ground_truth: Any, extra: dict
+    ) -> dict[str, Any]:
+        """Set, task, problem type, length and the set's benchmark metric of a validation row."""
+        from types import SimpleNamespace
+
+        from openvlthinker.evaluation.metrics import compute_metric, metric_input
+
+        name = str(extra["set"])
+        named = self.registry.validation_sets()
+        metric = named[name][1].metric if name in named else None
+        value = None
+        if metric is not None:
+            meta = extra.get("metadata")
+            record = SimpleNamespace(
+                answer=decode_ground_truth(ground_truth),
+                problem_type=extra.get("problem_type") or "",
+                options=tuple(extra.get("options") or ()),
+                metadata=json.loads(meta) if meta else {},
+                image_size=_optional_size(extra.get("image_size")),
+            )
+            inp = metric_input(
+                record,
+                response,
+                model_image_size=_optional_size(extra.get("model_image_size")),
+                answer_tag=self.reward_config.answer_tag,
+                think_tag=self.reward_config.think_tag,
+                coordinate_frame=self.reward_config.coordinate_frame,
+            )
+            value = compute_metric(metric, inp).value
+        return {
+            "set": name,
+            "task": task,
+            "problem_type": str(extra.get("problem_type") or ""),
+            "response_length": float(response_tokens),
+            "benchmark": value,
+        }
 
     async def run_single(self, data: DataProto) -> dict:
         """verl's per-trajectory call: returns reward_score and reward_extra_info."""
@@ -115,4 +162,21 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
             logger.exception("reward for task %r failed; scoring the response 0", task)
             info = {key: 0.0 for key in EXTRA_KEYS}
             info["reward_error"] = 1.0
+            info.update(self._failed_validation_extra(item))
         return {"reward_score": info["overall"], "reward_extra_info": info}
+
+    def _failed_validation_extra(self, item: Any) -> dict[str, Any]:
+        """The validation keys of a row that could not be scored (benchmark 0)."""
+        try:
+            extra = dict(item.non_tensor_batch.get("extra_info", None) or {})
+        except Exception:
+            return {}
+        if not extra.get("set"):
+            return {}
+        return {
+            "set": str(extra["set"]),
+            "task": str(extra.get("task") or ""),
+            "problem_type": str(extra.get("problem_type") or ""),
+            "response_length": 0.0,
+            "benchmark": 0.0,
+        }

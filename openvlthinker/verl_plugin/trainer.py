@@ -121,6 +121,31 @@ class G2RPOTrainer(PPOTrainerSync):
             )
             logger.info("actor loss: ppo_loss + per-task entropy band (%s entropy)", estimator)
 
+    def _val_metrics_update(
+        self,
+        data_sources,
+        sample_uids,
+        reward_extra_infos_dict,
+        sample_turns,
+        expected_acc_counts=None,
+    ) -> dict[str, float]:
+        """verl's validation metrics (per ``data_source`` = set) plus ours: ``val/<set>/...``,
+        ``val/<task>/...``, ``val/macro/...``, ``val/score`` (see ``validation.py``)."""
+        from openvlthinker.verl_plugin.validation import plugin_validation_metrics
+
+        metrics = super()._val_metrics_update(
+            data_sources,
+            sample_uids,
+            reward_extra_infos_dict,
+            sample_turns,
+            expected_acc_counts=expected_acc_counts,
+        )
+        max_len = self.config.actor_rollout_ref.rollout.get("response_length", None)
+        metrics.update(
+            plugin_validation_metrics(self.registry, data_sources, reward_extra_infos_dict, max_len)
+        )
+        return metrics
+
     def _advantage_key(self, data_source: list[str], extra_info: list[Any]) -> list[Any]:
         field = self.registry.advantage_key
         if field == "task":

@@ -209,3 +209,76 @@ def test_task_file_data_settings_drive_load_task_data(image_dir):
     assert [r.id for r in records] == ["released-0"] and records.report.skipped == 2
     with pytest.raises(ValueError, match=r"split: 'test' is unknown"):
         load_task_data(registry, "test")
+
+
+def _png_bytes(size=(12, 8)) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_hub_parquet_layout_several_columns_image_bytes_and_options_text(tmp_path):
+    # MMMU's card: image_1..image_7 (Image feature: bytes + a bare file name), options as
+    # the text of a Python list, question_type "multiple-choice"; MMBench: options A..D
+    rows = [
+        {
+            "id": "validation_Art_1",
+            "question": "<image 1> Which colour?",
+            "options": "['red', 'green']",
+            "image_1": {"bytes": _png_bytes(), "path": "img.png"},
+            "image_2": None,
+            "answer": "A",
+            "question_type": "multiple-choice",
+        },
+        {
+            "id": "validation_Art_2",
+            "question": "How many?",
+            "options": "[]",
+            "image_1": {"bytes": _png_bytes((6, 4)), "path": "img2.png"},
+            "image_2": {"bytes": _png_bytes((3, 3)), "path": "img3.png"},
+            "answer": "3",
+            "question_type": "open",
+        },
+    ]
+    path = tmp_path / "mmmu.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    field_map = {
+        "problem": "question",
+        "problem_type": "question_type",
+        "images": ["image_1", "image_2"],
+    }
+    registry = load_tasks(REPO / "configs" / "tasks.yaml")
+    recs = load_records(path, registry=registry, field_map=field_map, default_task="science")
+    assert recs[0].options == ("red", "green") and recs[0].problem_type == "multiple_choice"
+    assert len(recs[0].images) == 1 and recs[0].image_sizes == ((12, 8),)
+    assert recs[1].options == () and recs[1].problem_type == "open_ended"
+    assert recs[1].image_sizes == ((6, 4), (3, 3))
+    bad = [dict(rows[0], options="[1, 2")]
+    pq.write_table(pa.Table.from_pylist(bad), tmp_path / "bad.parquet")
+    with pytest.raises(RecordError, match=r"row 0: field 'options': .*looks like a list"):
+        load_records(
+            tmp_path / "bad.parquet", registry=registry, field_map=field_map, default_task="science"
+        )
+
+
+def test_default_problem_type_and_coco_boxes(tmp_path):
+    path = tmp_path / "refcoco.jsonl"
+    Image.new("RGB", (50, 40)).save(tmp_path / "a.png")
+    line = {"question_id": 7, "answer": "the dog", "bbox": [10, 5, 20, 30], "image": "a.png"}
+    path.write_text(json.dumps(line) + "\n")
+    fm = {"id": "question_id", "problem": "answer", "answer": "bbox", "images": "image"}
+    registry = load_tasks(REPO / "configs" / "tasks.yaml")
+    rec = load_records(
+        path,
+        registry=registry,
+        field_map=fm,
+        default_task="grounding",
+        default_problem_type="spatial_grounding",
+        box_format="xywh",
+    )[0]
+    assert rec.problem_type == "spatial_grounding"
+    assert rec.answer == [10.0, 5.0, 30.0, 35.0]
+    with pytest.raises(RecordError, match=r"missing field 'problem_type'"):
+        load_records(path, registry=registry, field_map=fm, default_task="grounding")

@@ -330,3 +330,38 @@ def test_bad_scorer_options_name_file_task_and_key(tmp_path, old, new, match):
     with pytest.raises(TaskFileError, match=match) as info:
         load_tasks(path)
     assert str(path.name) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "entry, error",
+    [
+        ("{name: ocr, path: val.jsonl}", r"set name 'ocr' is also a task name"),
+        ("{name: macro, path: val.jsonl}", r"'macro' is not a valid set name"),
+        ("{name: a/b, path: val.jsonl}", r"'a/b' is not a valid set name"),
+        ("{name: s, path: val.jsonl, metric: anlz}", r"metric: 'anlz' is unknown; known: .*anls"),
+        (
+            "{name: s, path: val.jsonl, problem_type: ocr}",
+            r"set 's': problem_type 'ocr' is not one of the task's problem_types",
+        ),
+        ("{name: s, path: val.jsonl, box_format: cxcywh}", r"box_format: 'cxcywh' is unknown"),
+    ],
+)
+def test_bad_validation_set_entries(tmp_path, entry, error):
+    body = GOOD.replace("validation: [{name: math_val, path: val.jsonl}]", f"validation: [{entry}]")
+    with pytest.raises(TaskFileError, match=error):
+        load_tasks(write_tasks(tmp_path, body))
+
+
+def test_validation_set_metric_problem_type_and_list_field_map(tmp_path):
+    entry = (
+        "{name: mmmu, path: val.jsonl, metric: mmmu, problem_type: multiple-choice, "
+        "box_format: xywh, field_map: {options: [A, B, C], images: [image_1, image_2]}}"
+    )
+    body = GOOD.replace("validation: [{name: math_val, path: val.jsonl}]", f"validation: [{entry}]")
+    vset = load_tasks(write_tasks(tmp_path, body))["math"].validation[0]
+    assert (vset.metric, vset.problem_type, vset.box_format) == ("mmmu", "multiple_choice", "xywh")
+    assert vset.field_map == {"options": ("A", "B", "C"), "images": ("image_1", "image_2")}
+    # only list fields take several columns
+    bad = body.replace("options: [A, B, C]", "problem: [a, b]")
+    with pytest.raises(TaskFileError, match=r"a list of names for images, videos, options"):
+        load_tasks(write_tasks(tmp_path, bad))

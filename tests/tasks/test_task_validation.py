@@ -108,3 +108,34 @@ def test_macro_is_the_mean_of_task_means_and_type_counts_add_up(rows):
     for task in tasks:
         per_type = sum(m.get(f"val/{task}/{p}/count", 0.0) for p in ("ocr", "math"))
         assert per_type == m[f"val/{task}/count"]
+
+
+def test_per_set_metrics_next_to_task_and_macro():
+    samples = [
+        dict(sample("math", "math", 1.0), set="mathvista", metrics={"mathvista": 1.0}),
+        dict(sample("math", "math", 0.0), set="mathvista", metrics={"mathvista": 0.0}),
+        dict(sample("math", "numerical", 1.0), set="mathverse"),
+        dict(sample("ocr", "ocr", 0.5), set="ocrbench", metrics={"ocrbench": 1.0}),
+    ]
+    m = compute_validation_metrics(samples, tasks=["math", "ocr"])
+    # the task aggregates over all of its sets, each set alone under its own name
+    assert m["val/math/correctness"] == pytest.approx(2 / 3)
+    assert m["val/mathvista/correctness"] == 0.5
+    assert m["val/mathvista/mathvista"] == 0.5
+    assert m["val/mathvista/count"] == 2.0
+    assert m["val/mathverse/correctness"] == 1.0
+    assert "val/mathverse/mathvista" not in m
+    assert m["val/mathvista/math/correctness"] == 0.5  # per problem type too
+    assert m["val/ocrbench/ocrbench"] == 1.0
+    assert m["val/macro/correctness"] == pytest.approx((2 / 3 + 0.5) / 2)
+    # benchmark metrics stay per set: no task or macro value
+    assert "val/math/mathvista" not in m and "val/macro/ocrbench" not in m
+
+
+def test_set_named_like_a_task_or_spanning_tasks_raises():
+    with pytest.raises(ValueError, match=r"set name\(s\) \['ocr'\] collide"):
+        compute_validation_metrics([dict(sample("math", "math", 1.0), set="ocr"), SAMPLES[3]])
+    with pytest.raises(ValueError, match="set 'mix' holds tasks 'math' and 'ocr'"):
+        compute_validation_metrics(
+            [dict(sample("math", "math", 1.0), set="mix"), dict(SAMPLES[3], set="mix")]
+        )
