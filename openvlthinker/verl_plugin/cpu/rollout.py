@@ -80,6 +80,10 @@ class HFRolloutServer:
             vision = self.processor.image_processor(images=list(image_data), return_tensors="pt")
             inputs["pixel_values"] = vision["pixel_values"]
             inputs["image_grid_thw"] = vision["image_grid_thw"]
+            # without it generate gives the image tokens text positions (M-RoPE), unlike
+            # the actor's forward pass
+            types = self.processor.create_mm_token_type_ids([prompt_ids])
+            inputs["mm_token_type_ids"] = torch.tensor(types, dtype=torch.long)
         return inputs
 
     def _generate(
