@@ -123,8 +123,9 @@ def tiny_checkpoint(tmp_path_factory):
 
 def test_verl_hf_processor_gets_the_image_only_processor_with_rope_index(tiny_checkpoint):
     """verl's own loader (AutoProcessor + its class-name dispatch) on the tiny checkpoint."""
-    import openvlthinker.verl_plugin.cpu  # noqa: F401
     from verl.utils.tokenizer.tokenizer import hf_processor
+
+    import openvlthinker.verl_plugin.cpu  # noqa: F401
 
     processor = hf_processor(str(tiny_checkpoint))
     assert type(processor).__name__ == "Qwen3VLProcessor"
@@ -163,9 +164,9 @@ def test_hf_rollout_server_samples_no_vision_token_and_scores_at_the_temperature
 ):
     """The server's log-probs are the policy's at the sampling temperature (a teacher-forced
     forward pass gives the same numbers), images included; weights load by name."""
-    import openvlthinker.verl_plugin.cpu  # noqa: F401
     from verl.workers.config import HFModelConfig
 
+    import openvlthinker.verl_plugin.cpu  # noqa: F401
     from openvlthinker.engine.modeling import vision_token_ids
     from openvlthinker.verl_plugin.cpu.rollout import HFRolloutServer
 
