@@ -54,13 +54,22 @@ EXCEPTION = re.compile(
 )
 
 
+WRAPPERS = ("ray.exceptions.", "RayTaskError", "hydra.errors.")
+RAY_CALL = re.compile(r"ray::(?P<call>[\w.]+)\(\)")
+
+
 def _first_error(log: str) -> str:
-    """The first exception line of a run log, with the Ray actor that raised it."""
+    """The first root exception of a run log (not Ray's re-raising wrapper), with the Ray
+    actor and method that raised it."""
     lines = [ANSI.sub("", line) for line in log.splitlines()]
+    where = None
     for line in lines:
+        call = RAY_CALL.search(line)
+        if call:
+            where = call["call"]
         match = EXCEPTION.match(line.strip())
-        if match and ":" in match["error"]:
-            return f"{match['actor'] or 'driver'}: {match['error'][:400]}"
+        if match and ":" in match["error"] and not match["error"].startswith(WRAPPERS):
+            return f"{where or match['actor'] or 'driver'}: {match['error'][:400]}"
     return "(no exception line) " + "\n".join(lines[-20:])
 
 
@@ -296,7 +305,8 @@ def _free_port() -> int:
 
 
 STANDINS = {
-    # srun [options] command...: run the command here (every "node" is this machine)
+    # srun [options] command...: run the command here (every "node" is this machine); a
+    # container's `hostname --ip-address` is 127.0.0.1, a node's is its address
     "srun": """#!/usr/bin/env bash
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -305,6 +315,7 @@ while [ $# -gt 0 ]; do
         *) break ;;
     esac
 done
+if [ "$*" = "hostname --ip-address" ]; then hostname -I | awk '{print $1}'; exit 0; fi
 exec "$@"
 """,
     # scontrol show hostnames a,b -> one name a line; scontrol requeue -> recorded
@@ -342,6 +353,8 @@ def test_slurm_script_starts_two_ray_nodes_and_trains_two_steps(tmp_path):
         RAY_PORT=str(_free_port()),
         RAY_WAIT_S="180",
         STANDIN_LOG=str(tmp_path / "standin.log"),
+        # `ray start` clusters here reject Ray 2.60's token auth even on one host
+        RAY_AUTH_MODE="disabled",
         VERL_FILE_LOGGER_PATH=str(metrics),
     )
     assert "2 GPUs in the Ray cluster" in log, "the worker node never joined the Ray head"
