@@ -90,7 +90,7 @@ def test_cpu_settings_force_the_cpu_keys_env_and_logical_gpus(tmp_path, monkeypa
     ray_init = cfg.ray_kwargs.ray_init
     assert ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES == expected
     assert ray_init.runtime_env.env_vars.VERL_PLATFORM == "cpu"
-    assert (ray_init.num_gpus, ray_init.num_cpus) == (6, 16)
+    assert (ray_init.address, ray_init.num_gpus, ray_init.num_cpus) == ("local", 6, 16)
 
     joined = compose_config(TINY_VERL, ["+ray_kwargs.ray_init.address=10.0.0.1:6379"])
     apply_environment(joined)

@@ -73,7 +73,8 @@ def apply_config(cfg: DictConfig) -> list[str]:
 
 def apply_environment(cfg: DictConfig) -> dict[str, str]:
     """Export :data:`ENV` and the backend module here and into Ray's runtime env, and give a
-    local Ray (no ``ray_init.address``) one logical GPU per worker and enough logical CPUs."""
+    local Ray (no ``ray_init.address``: a new one, ``address=local``) one logical GPU per
+    worker and enough logical CPUs; a cluster named by ``ray_init.address`` brings its own."""
     env = dict(ENV)
     env["VERL_USE_EXTERNAL_MODULES"] = external_modules(os.environ.get("VERL_USE_EXTERNAL_MODULES"))
     os.environ.update(env)
@@ -83,7 +84,10 @@ def apply_environment(cfg: DictConfig) -> dict[str, str]:
             ray_init.runtime_env.env_vars = {}
         for key, value in env.items():
             ray_init.runtime_env.env_vars[key] = value
-        if ray_init.get("address") is None:
+        if ray_init.get("address") in (None, "local"):
+            # a new local Ray: ray.init() without an address would join any `ray start`
+            # cluster on the machine, which has no logical GPUs to give
+            ray_init.address = "local"
             gpus = int(cfg.trainer.nnodes) * int(cfg.trainer.n_gpus_per_node)
             if ray_init.get("num_gpus") is None:
                 ray_init.num_gpus = gpus
