@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,22 @@ def _first_error(log: str) -> str:
     return "(no exception line) " + "\n".join(lines[-20:])
 
 
+def _stop_session(pgid: int, grace_s: float = 15.0) -> None:
+    """SIGTERM the run's process group (Ray's processes clean up), SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + grace_s
+        while time.time() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.5)
+
+
 def run(cmd: list[str], tmp: Path, name: str, **env: str) -> str:
     """Run ``cmd`` in its own session (the local Ray it starts dies with it); fail naming
     the actor and the error when it does not exit 0."""
@@ -91,10 +108,7 @@ def run(cmd: list[str], tmp: Path, name: str, **env: str) -> str:
         except subprocess.TimeoutExpired:
             rc = None
         finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _stop_session(proc.pid)
     text = log_path.read_text(errors="replace")
     if rc != 0:
         what = "timed out" if rc is None else f"exited {rc}"
@@ -333,6 +347,7 @@ def test_slurm_script_starts_two_ray_nodes_and_trains_two_steps(tmp_path):
         (bin_dir / name).write_text(body)
         (bin_dir / name).chmod(0o755)
     metrics = tmp_path / "metrics.jsonl"
+    port = _free_port()
     log = run(
         [
             "bash",
@@ -350,13 +365,17 @@ def test_slurm_script_starts_two_ray_nodes_and_trains_two_steps(tmp_path):
         CONFIG_PATH=str(REPO / "configs"),
         CONFIG_NAME="tiny_cpu_verl",
         CKPT_DIR=str(tmp_path / "ckpt"),
-        RAY_PORT=str(_free_port()),
+        RAY_PORT=str(port),
         RAY_WAIT_S="180",
         STANDIN_LOG=str(tmp_path / "standin.log"),
         # `ray start` clusters here reject Ray 2.60's token auth even on one host
         RAY_AUTH_MODE="disabled",
         VERL_FILE_LOGGER_PATH=str(metrics),
     )
+    # a `ray start` head records itself for later ray.init() calls on the machine; ours is gone
+    current = Path("/tmp/ray/ray_current_cluster")
+    if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+        current.unlink()
     assert "2 GPUs in the Ray cluster" in log, "the worker node never joined the Ray head"
     assert "trainer.nnodes=2" in log
     steps = logged([json.loads(x) for x in metrics.read_text().splitlines() if x.strip()])
