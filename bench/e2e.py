@@ -13,6 +13,14 @@ measured in the same run).
 LoRA + frozen tower on the same config: step and update time, peak memory and trainable
 parameters, each variant in a fresh process (peak RSS never resets inside one) of the
 same run, full fine-tuning first as the baseline.
+
+    python bench/e2e.py --verl [--steps 3]
+
+adds the verl rows (``configs/tiny_cpu_verl.yaml``, CPU backend, same tiny model and batch,
+measured in the same run): stock verl (``grpo``, verl's ``naive`` reward manager scoring with
+our rule suite, no band) against our plugin (``gs_grpo``, our reward manager with length
+shaping, the entropy band), verl's time per phase and the plugin's overhead per phase
+(goal: < 5 % of the step), with the single-process engine's step beside both.
 """
 
 from __future__ import annotations
@@ -50,8 +58,12 @@ def main() -> int:
         action="store_true",
         help="compare full fine-tuning, frozen vision tower and LoRA (rows of their own)",
     )
+    parser.add_argument("--verl", action="store_true", help="also time verl: stock vs plugin")
+    parser.add_argument("--verl-run", nargs=2, metavar=("MODE", "DIR"), help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.verl_run:
+        return verl_run(*args.verl_run, steps=args.steps)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING)
     if args.finetuning:
@@ -112,6 +124,8 @@ def main() -> int:
         f"projected default run ({default_steps} steps, {val_runs} validations): "
         f"{projected:.0f} s = {projected / 300:.2f} x the 5-minute goal"
     )
+    if args.verl:
+        verl_rows(args.steps, engine_step=step)
     return 0
 
 
@@ -188,6 +202,114 @@ def finetuning_rows(config: str, steps: int, overrides: list[str]) -> int:
         )
     print("peak memory: process peak RSS on CPU, torch.cuda.max_memory_allocated on a GPU")
     return 0
+
+
+# --- verl rows: stock verl vs our plugin on configs/tiny_cpu_verl.yaml -----------------
+
+VERL_CONFIG = ROOT / "configs" / "tiny_cpu_verl.yaml"
+#: verl's timing metrics (seconds per step) in the order of a step; the V1 trainer scores
+#: each response in its agent loop, so reward time is inside generate.
+VERL_PHASES = (
+    ("generate+reward", "timing_s/gen"),
+    ("old log-prob", "timing_s/old_log_prob"),
+    ("advantage", "timing_s/adv"),
+    ("update", "timing_s/update_actor"),
+    ("weight sync", "timing_s/update_weights"),
+)
+VERL_MODES = {
+    "stock": [
+        "algorithm.adv_estimator=grpo",
+        "openvlthinker.entropy_band=false",
+        "reward.reward_manager.name=naive",
+        f"reward.custom_reward_function.path={Path(__file__).resolve()}",
+        "reward.custom_reward_function.name=verl_score",
+    ],
+    "plugin": ["algorithm.adv_estimator=gs_grpo", "openvlthinker.entropy_band=true"],
+}
+
+
+def verl_score(data_source: str, solution_str: str, ground_truth: str, extra_info=None) -> dict:
+    """verl ``compute_score`` for the stock row: our rule suite on the decoded text, with
+    no token lengths or task envelopes (what a plain verl reward function sees)."""
+    from openvlthinker.rewards import score
+    from openvlthinker.verl_plugin.reward import decode_ground_truth
+
+    extra = extra_info or {}
+    result = score(
+        solution_str,
+        decode_ground_truth(ground_truth),
+        extra.get("problem_type") or "multiple_choice",
+        options=list(extra["options"]) if extra.get("options") is not None else None,
+    )
+    return {"score": float(result["overall"]), "acc": float(result.get("correctness", 0.0))}
+
+
+def verl_run(mode: str, out: str, steps: int) -> int:
+    """One verl run (a child process of :func:`verl_rows`): ``stock`` through verl's own
+    ``TaskRunnerV1``, ``plugin`` through ``G2RPOTaskRunner``."""
+    from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
+
+    import openvlthinker.verl_plugin  # noqa: F401
+    from openvlthinker.verl_plugin.config import compose_config
+    from openvlthinker.verl_plugin.main import prepare
+    from openvlthinker.verl_plugin.trainer import G2RPOTaskRunner
+
+    cfg = compose_config(
+        VERL_CONFIG,
+        [
+            *VERL_MODES[mode],
+            f"openvlthinker.export_dir={out}/data",
+            f"openvlthinker.tiny_model_cache={out}/models",
+            f"trainer.default_local_dir={out}/ckpt_{mode}",
+            f"trainer.total_training_steps={steps + 1}",
+            "trainer.save_freq=-1",
+            "trainer.test_freq=-1",
+            "trainer.val_before_train=false",
+            "trainer.logger=[console,file]",
+        ],
+    )
+    prepare(cfg)
+    run_ppo(cfg, task_runner_class=G2RPOTaskRunner if mode == "plugin" else TaskRunnerV1)
+    return 0
+
+
+def _verl_timings(mode: str, out: Path, steps: int) -> dict[str, float]:
+    import json
+    import subprocess
+
+    log = out / f"{mode}.jsonl"
+    env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(log), "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, __file__, "--steps", str(steps), "--verl-run", mode, str(out)]
+    with open(out / f"{mode}.log", "w") as f:
+        subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    rows = [r["data"] for r in rows if r["step"] > 1]  # step 1 pays one-off warm-up costs
+    keys = [key for _, key in VERL_PHASES] + ["timing_s/step"]
+    return {k: sum(r.get(k, 0.0) for r in rows) / len(rows) for k in keys}
+
+
+def verl_rows(steps: int, engine_step: float) -> None:
+    """Stock verl and our plugin on the same tiny config and batch, then the table."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        stock = _verl_timings("stock", out, steps)
+        plugin = _verl_timings("plugin", out, steps)
+    print(
+        "\nverl 0.9.1 on the CPU backend, configs/tiny_cpu_verl.yaml (s/step, mean of "
+        f"{steps} steps after 1 warm-up)"
+    )
+    print(f"{'phase':<16}{'stock':>9}{'plugin':>9}{'overhead':>10}{'of step':>9}")
+    base = stock["timing_s/step"]
+    for name, key in [*VERL_PHASES, ("step", "timing_s/step")]:
+        extra = plugin[key] - stock[key]
+        print(
+            f"{name:<14}{stock[key]:>9.3f}{plugin[key]:>9.3f}{extra:>+10.3f}{extra / base:>+9.1%}"
+        )
+    print(
+        f"plugin overhead per step: {(plugin['timing_s/step'] - base) / base:+.1%} (goal < 5 %); "
+        f"single-process engine step: {engine_step:.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ The rule, read from the docs themselves:
   * ``run by CI``: an install or test command that ``.ci/run`` performs (running it here
     would reinstall this venv, or run this suite inside itself). Each of its ``&&`` steps
     must be in ``.ci/run`` (``-q`` aside), except training steps, which run as below.
+  * ``tested in tests/<file>.py``: a run of minutes (verl's loop on a CPU) that the named
+    slow test performs; that file must exist and name the command's config.
 - Every other command runs with bash from the repository root, with ``openvlthinker`` and
   ``openvlthinker-verl`` running this checkout's code, and must exit 0. It may not be an
   install or test command (tag it). ``openvlthinker train`` commands run in the two-step
@@ -33,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHELLS = {"bash", "sh", "shell"}
 GPU_ONLY, RUN_BY_CI = "gpu only", "run by ci"
+TESTED_IN = re.compile(r"tested in (tests/\S+\.py)")
 #: The smoke form of a training command, as docs/engine.md states it.
 SMOKE = (
     "trainer.total_steps=2 trainer.val_freq=2 trainer.save_freq=2 data.max_val_records=1 "
@@ -118,7 +121,7 @@ def _runs() -> list[tuple[str, str]]:
     """(where, command to run) for every command that runs here, the first of each text."""
     runs: dict[str, str] = {}
     for c in ALL:
-        if GPU_ONLY in c.tags:
+        if GPU_ONLY in c.tags or TESTED_IN.search(c.tags):
             continue
         steps = _steps(c) if RUN_BY_CI in c.tags else [c.text]
         for step in steps:
@@ -163,7 +166,25 @@ def test_commands_run_by_ci_are_in_ci_run(command):
         assert TRAIN.match(step) or _normalised(step) in ci, f"{command.where}: {step!r}"
 
 
-UNTAGGED = [c for c in ALL if GPU_ONLY not in c.tags and RUN_BY_CI not in c.tags]
+@pytest.mark.parametrize(
+    "command", [c for c in ALL if TESTED_IN.search(c.tags)], ids=lambda c: c.where
+)
+def test_commands_tested_elsewhere_name_a_test_that_runs_them(command):
+    test = REPO / TESTED_IN.search(command.tags).group(1)
+    assert test.is_file(), f"{command.where}: {test} does not exist"
+    config = re.search(r"--config-name[ =](\S+)|--config[ =](\S+)", command.text)
+    # the config it runs (verl: --config-name) or, for a subcommand, the subcommand's name
+    name = Path(config.group(1) or config.group(2)).stem if config else ""
+    if command.text.startswith("openvlthinker "):
+        name = command.text.split()[1]
+    assert name and name in test.read_text(), f"{command.where}: {test} never mentions {name!r}"
+
+
+UNTAGGED = [
+    c
+    for c in ALL
+    if GPU_ONLY not in c.tags and RUN_BY_CI not in c.tags and not TESTED_IN.search(c.tags)
+]
 
 
 @pytest.mark.parametrize("command", UNTAGGED, ids=lambda c: c.where)

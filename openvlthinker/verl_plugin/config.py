@@ -110,6 +110,25 @@ class PluginSettings:
             "when data.train_files / data.val_files are null."
         },
     )
+    tiny_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Build the engine's random-init tiny model of this architecture (qwen3_vl, "
+            "qwen2_5_vl, qwen2_vl) offline under tiny_model_cache and train it: "
+            "actor_rollout_ref.model.path is set to its folder. null: use model.path."
+        },
+    )
+    tiny_model_cache: str = field(
+        default="~/.cache/openvlthinker",
+        metadata={"help": "Where tiny_model is built once (the engine's model.cache_dir)."},
+    )
+    cpu: bool = field(
+        default=False,
+        metadata={
+            "help": "Run verl on the CPU: platform cpu (gloo), FSDP2, the hf rollout, logical "
+            "Ray GPUs (openvlthinker.verl_plugin.cpu). For debugging configs on a laptop."
+        },
+    )
     check_only: bool = field(
         default=False,
         metadata={"help": "Validate, print the resolved config and exit without starting Ray."},
@@ -142,6 +161,14 @@ def load_settings(cfg: DictConfig) -> PluginSettings:
         raise ValueError(
             f"{SECTION}.min_pixels={settings.min_pixels} > {SECTION}.max_pixels={settings.max_pixels}"
         )
+    if settings.tiny_model is not None:
+        from openvlthinker.engine.modeling import known_architectures
+
+        if settings.tiny_model not in known_architectures():
+            raise ValueError(
+                f"{SECTION}.tiny_model {settings.tiny_model!r} is unknown; known: "
+                f"{', '.join(known_architectures())}"
+            )
     bad = [c for c in settings.components if c not in KNOWN_COMPONENTS]
     if bad:
         raise ValueError(
@@ -192,6 +219,14 @@ def load_registry(settings: PluginSettings) -> tuple[Any, Any]:
     return load_tasks(settings.tasks), cfg
 
 
+def tiny_model_path(settings: PluginSettings) -> str:
+    """Build (once) the tiny model ``openvlthinker.tiny_model`` names; return its folder."""
+    from openvlthinker.engine.modeling import TinySpec, ensure_tiny_checkpoint
+
+    spec = TinySpec(architecture=settings.tiny_model)
+    return str(ensure_tiny_checkpoint(spec, os.path.expanduser(settings.tiny_model_cache)))
+
+
 def prompt_options(settings: PluginSettings) -> dict[str, Any]:
     """The prompt settings that must agree with the reward's (tag names, box frame)."""
     cfg = reward_config(settings)
@@ -226,6 +261,11 @@ def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
             yield from _walk(node._get_node(key), path)
 
 
+#: Sections passed on as keyword arguments (``ray.init(**ray_kwargs.ray_init)``): any
+#: key of the callee is valid there (``address``, ``num_gpus``, ...).
+FREE_FORM = ("ray_kwargs.ray_init",)
+
+
 def unknown_keys(
     cfg: DictConfig, defaults: DictConfig, skip: Sequence[str] = (SECTION,)
 ) -> list[str]:
@@ -234,6 +274,8 @@ def unknown_keys(
     out = []
     for path, _ in _walk(cfg, ""):
         if path.split(".")[0] in skip or path.startswith("hydra"):
+            continue
+        if any(path.startswith(f"{free}.") for free in FREE_FORM):
             continue
         parent, _, key = path.rpartition(".")
         ref_parent = OmegaConf.select(defaults, parent) if parent else defaults

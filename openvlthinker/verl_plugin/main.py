@@ -31,6 +31,7 @@ from openvlthinker.verl_plugin.config import (
     load_registry,
     plugin_env,
     prompt_options,
+    tiny_model_path,
     validate,
 )
 from openvlthinker.verl_plugin.vision import FREEZE_ENV
@@ -41,11 +42,14 @@ logger = logging.getLogger(__name__)
 def prepare(cfg: DictConfig) -> DictConfig:
     """Validate, export the task file's data where ``data.*_files`` are null, and make every
     Ray process import the plugin."""
+    cpu = _apply_cpu_config(cfg)
     settings = validate(cfg)
     # Ray workers on other nodes do not share the driver's working directory
     with open_dict(cfg):
         cfg[SECTION].tasks = settings.tasks = str(Path(settings.tasks).resolve())
         cfg[SECTION].export_dir = settings.export_dir = str(Path(settings.export_dir).resolve())
+        if settings.tiny_model is not None:
+            cfg.actor_rollout_ref.model.path = tiny_model_path(settings)
     if not cfg.data.train_files or not cfg.data.val_files:
         from openvlthinker.verl_plugin.dataset import export_tasks
 
@@ -70,7 +74,22 @@ def prepare(cfg: DictConfig) -> DictConfig:
         if cfg.actor_rollout_ref.actor.get("freeze_vision_tower", False):
             # verl 0.9.1 ignores the key; the plugin freezes the tower in each Ray process
             os.environ[FREEZE_ENV] = runtime_env.env_vars[FREEZE_ENV] = "1"
+    if cpu:
+        from openvlthinker.verl_plugin.cpu.settings import apply_environment
+
+        apply_environment(cfg)
     return cfg
+
+
+def _apply_cpu_config(cfg: DictConfig) -> bool:
+    """``openvlthinker.cpu: true``: the CPU backend's config values (before validation);
+    the backend is imported only then."""
+    if not cfg.get(SECTION, {}).get("cpu", False):
+        return False
+    from openvlthinker.verl_plugin.cpu.settings import apply_config
+
+    apply_config(cfg)
+    return True
 
 
 @hydra.main(config_path=None, config_name=None, version_base=None)
@@ -85,6 +104,7 @@ def _hydra_main(cfg: DictConfig) -> None:
             if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
                 handler.setStream(sys.stderr)
         with contextlib.redirect_stdout(sys.stderr):
+            _apply_cpu_config(cfg)
             validate(cfg)
         # the resolved config is this command's output, not a log line
         sys.stdout.write(OmegaConf.to_yaml(cfg, resolve=True))

@@ -287,9 +287,11 @@ class G2RPOTrainer(PPOTrainerSync):
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=output)
 
 
-@ray.remote(num_cpus=1)
-class G2RPOTaskRunner:
-    """verl's ``TaskRunnerV1`` with :class:`G2RPOTrainer` in place of the registered mode."""
+class G2RPOTaskRunnerBase:
+    """verl's ``TaskRunnerV1`` with :class:`G2RPOTrainer` in place of the registered mode;
+    a subclass may set ``trainer_cls`` to a subclass of it (wrap with ``ray.remote``)."""
+
+    trainer_cls: type[G2RPOTrainer] = G2RPOTrainer
 
     def run(self, config: DictConfig) -> None:
         """Initialise TransferQueue, build the trainer and the agent loop, train."""
@@ -304,7 +306,7 @@ class G2RPOTaskRunner:
         trainer = None
         succeeded = False
         try:
-            trainer = G2RPOTrainer(config=config)
+            trainer = self.trainer_cls(config=config)
             trainer.init()
             fqn = config.actor_rollout_ref.rollout.get("agent", {}).get("agent_loop_manager_class")
             manager_cls = (
@@ -325,3 +327,7 @@ class G2RPOTaskRunner:
                     tracking.finish(exit_code=0 if succeeded else 1)
             finally:
                 tq.close()
+
+
+#: The Ray actor ``run_ppo`` starts: one CPU, like verl's own task runner.
+G2RPOTaskRunner = ray.remote(num_cpus=1)(G2RPOTaskRunnerBase)
