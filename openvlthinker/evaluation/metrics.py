@@ -185,9 +185,16 @@ def mathvista_accuracy(inp: MetricInput) -> MetricResult:
         return MetricResult(float(prediction == str(inp.answer)), prediction)
     from openvlthinker.rewards.numeric import mathvista_match
 
-    # issue 12's public rule (integer: str(int(float(x))), float: rounded to `precision`)
-    matched = mathvista_match(extraction, inp.answer, answer_type, meta.get("precision"))
-    return MetricResult(float(bool(matched)), extraction)
+    if answer_type == "integer":  # MathVista: str(int(float(x))), which truncates
+        matched = mathvista_match(extraction, inp.answer, precision=0, truncate=True)
+    elif answer_type == "float":  # MathVista: str(round(float(x), precision))
+        precision = meta.get("precision")
+        matched = mathvista_match(
+            extraction, inp.answer, precision=None if precision is None else int(precision)
+        )
+    else:  # list / text answers: MathVista compares the strings
+        matched = str(extraction).strip() == str(inp.answer).strip()
+    return MetricResult(float(matched), extraction)
 
 
 # ----------------------------------------------------------------------------- OCRBench

@@ -154,3 +154,30 @@ def test_metric_input_takes_the_answer_tag_else_the_text_after_think():
     assert metric_input(rec, "<think>hm</think><answer> B </answer>").prediction == "B"
     assert metric_input(rec, "<think>hm</think> (B) y").prediction == "(B) y"
     assert metric_input(rec, "plain").options == ("x", "y")
+
+
+@pytest.mark.parametrize(
+    ("prediction", "answer", "meta", "expected"),
+    [
+        ("2.7", "2", {"answer_type": "integer"}, 1.0),  # MathVista's int(float(x)) truncates
+        ("3", "2", {"answer_type": "integer"}, 0.0),
+        ("1.452", "1.45", {"answer_type": "float", "precision": 2}, 1.0),
+        ("1.46", "1.45", {"answer_type": "float", "precision": 2}, 0.0),
+        ("1.4", "1.45", {"answer_type": "float", "precision": 1}, 1.0),  # round(1.45, 1) == 1.4
+        ("[1, 2]", "[1, 2]", {"answer_type": "list"}, 1.0),
+        ("[1, 3]", "[1, 2]", {"answer_type": "list"}, 0.0),
+    ],
+)
+def test_mathvista_free_form_follows_the_answer_type(prediction, answer, meta, expected):
+    meta = {"question_type": "free_form", **meta}
+    assert run("mathvista", prediction, answer, metadata=meta).value == expected
+
+
+def test_anls_and_relaxed_accuracy_metrics_use_the_reward_suites_rules():
+    keys = ["Dear Dr. Lobo", "Dr. Lobo"]
+    assert run("anls", "Dr. Lobo", keys).value == 1.0
+    assert run("anls", "dr lobo", keys).value == pytest.approx(1 - 1 / 8)  # one edit in 8
+    assert run("anls", "Professor X", keys).value == 0.0  # NL >= 0.5
+    assert run("relaxed_accuracy", "104", "100").value == 1.0  # 4% off
+    assert run("relaxed_accuracy", "106", ["100"]).value == 0.0
+    assert run("relaxed_accuracy", "45%", "0.45").value == 1.0
