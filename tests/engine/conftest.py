@@ -125,3 +125,20 @@ def engine_config(tmp_path, tiny_cache):
         return load_config(None, base + list(overrides))
 
     return make
+
+
+class Killed(Exception):
+    """Stands in for a crash in the middle of a run."""
+
+
+def fit_until_killed(trainer, step: int) -> None:
+    """``trainer.fit()`` that dies right after step ``step`` (its checkpoint, if due, is
+    written), as a killed job would."""
+
+    def hook(_, done: int) -> None:
+        if done == step:
+            raise Killed
+
+    trainer.step_hook = hook
+    with pytest.raises(Killed):
+        trainer.fit()

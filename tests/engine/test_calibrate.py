@@ -17,6 +17,7 @@ from openvlthinker.engine.calibrate import CALIBRATION_FILE, Calibration
 from openvlthinker.engine.trainer import Trainer
 from openvlthinker.tasks import load_tasks
 from openvlthinker.verl_plugin.config import refuse_auto_bounds
+from tests.engine.conftest import fit_until_killed
 
 from .conftest import DENSE_REWARD, write_tasks
 
@@ -150,17 +151,7 @@ def test_auto_calibrates_before_step_1_trains_like_the_calibrated_file_and_resum
     assert any(not torch.equal(a, b) for a, b in zip(before, by_file.policy.parameters()))
 
     # Killed after step 1, the auto run resumes from its checkpoint without re-measuring.
-    class Killed(Exception):
-        pass
-
-    def kill_after_one(trainer, step):
-        if step == 1:
-            raise Killed
-
-    first = Trainer(engine_config(*common, out="killed", tasks=TWO_TASKS))
-    first.step_hook = kill_after_one
-    with pytest.raises(Killed):
-        first.fit()
+    fit_until_killed(Trainer(engine_config(*common, out="killed", tasks=TWO_TASKS)), step=1)
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("a resumed run must not re-measure the policy")

@@ -12,6 +12,7 @@ from openvlthinker.engine import lora
 from openvlthinker.engine.config import ConfigError
 from openvlthinker.engine.modeling import load_policy
 from openvlthinker.engine.trainer import Trainer
+from tests.engine.conftest import fit_until_killed
 
 LORA = ("model.lora_rank=4", "model.lora_alpha=8", "actor.lr=0.02")
 
@@ -180,17 +181,7 @@ def test_lora_kill_and_resume_continues_exactly(engine_config, tmp_path):
     straight = Trainer(engine_config(*common, out="straight"))
     history = straight.fit()
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_two(trainer, step):
-        if step == 2:
-            raise Killed
-
-    first = Trainer(engine_config(*common, out="killed"))
-    first.step_hook = kill_after_two
-    with pytest.raises(Killed):
-        first.fit()
+    fit_until_killed(Trainer(engine_config(*common, out="killed")), step=2)
     resumed = Trainer(engine_config(*common, "trainer.resume=auto", out="killed"))
     again = resumed.fit()
     assert resumed.step == 3

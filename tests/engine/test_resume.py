@@ -15,6 +15,7 @@ import torch
 from openvlthinker.engine import checkpoint as ckpt
 from openvlthinker.engine.config import ConfigError, resume_conflicts, to_dict
 from openvlthinker.engine.trainer import Trainer
+from tests.engine.conftest import fit_until_killed
 
 SAVED = ("trainer.total_steps=2", "trainer.save_freq=2", "trainer.resume=auto")
 
@@ -102,17 +103,7 @@ def test_run_length_keys_may_change_and_everything_else_is_compared():
 def test_resume_logs_each_step_once(engine_config, tmp_path):
     common = ("trainer.total_steps=4", "trainer.save_freq=2", "trainer.logger=[jsonl,tensorboard]")
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_three(trainer, step):
-        if step == 3:
-            raise Killed
-
-    first = Trainer(engine_config(*common, out="run"))
-    first.step_hook = kill_after_three
-    with pytest.raises(Killed):
-        first.fit()
+    fit_until_killed(Trainer(engine_config(*common, out="run")), step=3)
     assert _steps(tmp_path / "run/metrics.jsonl") == [1, 2, 3]
     # Step 3 was logged after the last checkpoint (step 2): the resumed run logs it again.
     Trainer(engine_config(*common, "trainer.resume=auto", out="run")).fit()

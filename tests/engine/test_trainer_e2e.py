@@ -7,6 +7,7 @@ import torch
 
 from openvlthinker.advantage import ESTIMATORS
 from openvlthinker.engine.trainer import Trainer
+from tests.engine.conftest import fit_until_killed
 
 TWO_TASKS = {"alpha": ("ocr", "the the the the"), "beta": ("ocr", "the world the the")}
 VOLATILE = ("timing/", "perf/")
@@ -57,17 +58,7 @@ def test_seeded_runs_are_identical_and_kill_resume_continues_exactly(engine_conf
     assert [r["step"] for r in history] == [1, 2, 3]
     assert all(r["debug/log_prob_gap"] < 1e-4 for r in history)
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_two(trainer, step):
-        if step == 2:
-            raise Killed
-
-    first = Trainer(engine_config(*common, out="killed"))
-    first.step_hook = kill_after_two
-    with pytest.raises(Killed):
-        first.fit()
+    fit_until_killed(Trainer(engine_config(*common, out="killed")), step=2)
     resumed = Trainer(engine_config(*common, "trainer.resume=auto", out="killed"))
     again = resumed.fit()
     assert resumed.step == 3
