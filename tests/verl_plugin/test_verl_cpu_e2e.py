@@ -181,10 +181,13 @@ def expected_advantage(rec: dict, components: tuple[str, ...] = ()) -> tuple[tor
     real = [i for i, pad in enumerate(rec["padding"]) if not pad]
     rewards = torch.tensor([sum(rec["rm_scores"][i]) for i in real], dtype=torch.float64)
     tasks = [rec["task"][i] for i in real]
-    comps = None
+    comps = weights = None
     if components:
-        length_on = load_tasks(REPO / "configs" / "tasks_tiny.yaml").length_enabled()
         registry = load_tasks(REPO / "configs" / "tasks_tiny.yaml")
+        length_on = registry.length_enabled()
+        # gs_gdpo weighs each normalised component by the row's task reward weights
+        index = torch.tensor([registry.index(t) for t in tasks])
+        weights = {n: w[index] for n, w in registry.reward_weight_tensors(components).items()}
         comps = {
             c: torch.tensor(
                 [
@@ -202,6 +205,7 @@ def expected_advantage(rec: dict, components: tuple[str, ...] = ()) -> tuple[tor
         group=[rec["uid"][i] for i in real],
         task=tasks,
         components=comps,
+        reward_weights=weights,
     )
     return adv, real
 
@@ -266,8 +270,14 @@ def test_gs_grpo_two_steps_checkpoint_then_resume_at_step_3(tmp_path):
         for task in set(rec["task"]):
             for key in ("reward", "entropy", "advantage_std", "response_length"):
                 assert f"train/{task}/{key}" in m, f"step {step}: no train/{task}/{key}"
+    # verl groups validation by data_source, which is the validation set's name; our
+    # aggregates come per set and per task
+    registry = load_tasks(REPO / "configs" / "tasks_tiny.yaml")
     for task in TASKS:
-        assert f"val-core/{task}/acc/mean@1" in metrics[2], f"validation has no val-core/{task}"
+        assert f"val/{task}/reward" in metrics[2], f"validation has no val/{task}/reward"
+        for vset in registry[task].validation:
+            for key in (f"val-core/{vset.name}/acc/mean@1", f"val/{vset.name}/reward"):
+                assert key in metrics[2], f"validation has no {key}"
 
     resumed, rows = verl_run(
         tmp_path,
