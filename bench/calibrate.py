@@ -23,6 +23,8 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from timed_run import timed_run_overrides  # bench/, the script's own folder
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -52,14 +54,7 @@ def run(config: str, overrides: list[str], out: Path) -> dict:
     cfg = load_config(
         config,
         [
-            f"trainer.out_dir={out}",
-            "trainer.val_freq=0",
-            "trainer.val_before_train=false",
-            "trainer.save_freq=0",
-            "trainer.resume=disable",
-            "trainer.logger=[jsonl]",
-            "trainer.progress_bar=false",
-            "trainer.plot=false",
+            *timed_run_overrides(out),
             "trainer.num_threads=1",
             *overrides,
         ],

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timed_run import timed_run_overrides  # bench/, the script's own folder
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -77,15 +79,8 @@ def main() -> int:
         cfg = load_config(
             args.config,
             [
-                f"trainer.out_dir={out}",
+                *timed_run_overrides(out),
                 f"trainer.total_steps={args.steps + 1}",
-                "trainer.val_freq=0",
-                "trainer.val_before_train=false",
-                "trainer.save_freq=0",
-                "trainer.resume=disable",
-                "trainer.logger=[jsonl]",
-                "trainer.progress_bar=false",
-                "trainer.plot=false",
                 *args.overrides,
             ],
         )
@@ -154,15 +149,8 @@ def _time_variant(config: str, steps: int, overrides: list[str]) -> dict[str, fl
             config,
             [
                 *overrides,
-                f"trainer.out_dir={out}",
+                *timed_run_overrides(out),
                 f"trainer.total_steps={steps + 1}",
-                "trainer.val_freq=0",
-                "trainer.val_before_train=false",
-                "trainer.save_freq=0",
-                "trainer.resume=disable",
-                "trainer.logger=[jsonl]",
-                "trainer.progress_bar=false",
-                "trainer.plot=false",
             ],
         )
         trainer = Trainer(cfg)
