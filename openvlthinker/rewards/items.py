@@ -8,11 +8,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def _size(value: Sequence[int] | None) -> tuple[int, int] | None:
-    """A (width, height) pair, or None for a missing or malformed one."""
-    if value is None or len(value) != 2:
+def _size(value: Sequence[int] | None, field: str) -> tuple[int, int] | None:
+    """A (width, height) pair of ints, or None; anything else is refused naming the field."""
+    if value is None:
         return None
-    return int(value[0]), int(value[1])
+    try:
+        width, height = value
+        return int(width), int(height)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{field}: expected (width, height), got {value!r}") from None
 
 
 def reward_item(
@@ -33,7 +37,7 @@ def reward_item(
 
     response_tokens and length_envelope give the length term (none without both); weights:
     component -> weight (the task's); options: a multiple-choice record's options; image_size / model_image_size: (width, height) of the original and
-    the resized image (grounding); scorer_options: problem type -> its scorer's options."""
+    the resized image (grounding; a malformed size raises ValueError); scorer_options: problem type -> its scorer's options."""
     return {
         "response": response,
         "ground_truth": ground_truth,
@@ -43,8 +47,8 @@ def reward_item(
         "length_envelope": None if length_envelope is None else tuple(length_envelope),
         "weights": None if weights is None else dict(weights),
         "options": None if options is None else list(options),
-        "image_size": _size(image_size),
-        "model_image_size": _size(model_image_size),
+        "image_size": _size(image_size, "image_size"),
+        "model_image_size": _size(model_image_size, "model_image_size"),
         "scorer_options": (
             None if scorer_options is None else {k: dict(v) for k, v in scorer_options.items()}
         ),

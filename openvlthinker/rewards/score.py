@@ -65,19 +65,27 @@ def score(
     Returns overall, format, correctness, structure, length (finite floats; components in
     [0, 1]), acc (= correctness) and error (None or a short reason).
     """
-    item = reward_item(
-        response,
-        ground_truth,
-        problem_type,
-        task=task,
-        response_tokens=response_tokens,
-        length_envelope=length_envelope,
-        weights=weights,
-        options=options,
-        image_size=image_size,
-        model_image_size=model_image_size,
-        scorer_options=scorer_options,
-    )
+    try:
+        item = reward_item(
+            response,
+            ground_truth,
+            problem_type,
+            task=task,
+            response_tokens=response_tokens,
+            length_envelope=length_envelope,
+            weights=weights,
+            options=options,
+            image_size=image_size,
+            model_image_size=model_image_size,
+            scorer_options=scorer_options,
+        )
+    except (TypeError, ValueError) as e:
+        return error_result(f"{type(e).__name__}: {str(e)[:160]}")
+    return score_reward_item(item, config)
+
+
+def score_reward_item(item: Any, config: RewardConfig | None = None) -> dict[str, Any]:
+    """:func:`score` of an item built by :func:`~openvlthinker.rewards.items.reward_item`."""
     cfg = config if config is not None else default_config()
     try:
         load_user_scorers(cfg)
