@@ -13,8 +13,6 @@ from openvlthinker.engine.rollout import PromptBatch, encode_prompts
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
 
-    from openvlthinker.tasks import TaskRegistry
-
 
 class RecordSampler:
     """Hands out records in a seeded per-epoch permutation; its state is (epoch, cursor).
@@ -116,35 +114,3 @@ def encode_records(
             f"{int(lengths[too_long[0]])} tokens; raise data.max_prompt_length or model.max_pixels"
         )
     return EncodedPrompts(batch=batch, model_image_sizes=sizes)
-
-
-def reward_items(
-    texts: list[str],
-    lengths: list[int],
-    records: list[Record],
-    model_image_sizes: list[tuple[int, int] | None],
-    registry: TaskRegistry,
-) -> list[dict[str, Any]]:
-    """One ``rewards.score_batch`` item per response: its text, token count, the record's
-    ground truth and options, its task's envelope and weights, and both image sizes."""
-    items = []
-    for text, n_tokens, record, model_size in zip(texts, lengths, records, model_image_sizes):
-        spec = registry[record.task]
-        item = {
-            "response": text,
-            "ground_truth": record.answer,
-            "problem_type": record.problem_type,
-            "task": record.task,
-            "response_tokens": int(n_tokens),
-            # None while 'auto' bounds are being measured: no length term then
-            "length_envelope": spec.length_envelope,
-            "weights": dict(spec.reward_weights),
-            "scorer_options": {k: dict(v) for k, v in spec.scorer_options.items()},
-        }
-        if record.options:
-            item["options"] = list(record.options)
-        if record.image_size is not None:
-            item["image_size"] = tuple(record.image_size)
-            item["model_image_size"] = tuple(model_size)
-        items.append(item)
-    return items

@@ -20,14 +20,13 @@ import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import AutoConfig
 
-from openvlthinker.advantage import compute_advantage, estimator_requirements
-from openvlthinker.advantage.segments import segment_count, segment_sum
+from openvlthinker.advantage import estimator_requirements
 from openvlthinker.data import load_task_data
 from openvlthinker.engine import checkpoint as ckpt
 from openvlthinker.engine import lora
 from openvlthinker.engine.calibrate import CALIBRATION_FILE, auto_calibration
 from openvlthinker.engine.config import ConfigError, TrainConfig, resume_conflicts, to_dict
-from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records, reward_items
+from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records
 from openvlthinker.engine.logprob import score_tokens
 from openvlthinker.engine.loss import (
     aggregate,
@@ -48,18 +47,22 @@ from openvlthinker.engine.tracking import Tracker, read_jsonl
 from openvlthinker.engine.validation import EvalSet, PolicyCalls, run_set
 from openvlthinker.rewards import RewardConfig, close_pools, score_batch, validate_problem_types
 from openvlthinker.rewards.user import load_user_scorers
-from openvlthinker.shaping import (
-    entropy_band_direction,
-    entropy_band_penalty,
-    entropy_band_surrogate,
-    task_token_sums,
+from openvlthinker.shaping import entropy_band_surrogate
+from openvlthinker.step import (
+    StepInputs,
+    StepTasks,
+    advantage_step,
+    band_side,
+    record_reward_items,
+    score_row,
+    score_tensors,
+    training_metrics,
 )
 from openvlthinker.tasks import compute_validation_metrics, load_tasks
 
 logger = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-REWARD_COMPONENTS = ("overall", "correctness", "format", "structure", "length", "acc")
 
 
 def default_num_threads(cores: int | None = None, load: float | None = None) -> int:
@@ -114,6 +117,7 @@ class StepBatch:
     token_entropy: torch.Tensor | None = None
     task_index: torch.Tensor | None = None
     baselines: list[float] | None = None
+    score_tensors: dict[str, torch.Tensor] | None = None
 
 
 class Trainer:
@@ -148,9 +152,9 @@ class Trainer:
         )
         self.advantage_key = cfg.algorithm.advantage_key or self.registry.advantage_key
         self.calibration = None
+        self.step_tasks = None
         if not self.registry.auto_fields():
-            self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
-        self.length_on = self.registry.length_enabled()
+            self.step_tasks = StepTasks.from_registry(self.registry, cfg.algorithm.components)
 
         model_path = cfg.model.path
         if model_path is None:
@@ -293,7 +297,7 @@ class Trainer:
         """Reward suite on decoded responses; length counted in tokens, envelopes per task."""
         texts = self.tokenizer.batch_decode(rollout.responses.cpu(), skip_special_tokens=True)
         lengths = rollout.response_lengths().cpu().tolist()
-        items = reward_items(texts, lengths, records, image_sizes, self.registry)
+        items = record_reward_items(texts, lengths, records, image_sizes, self.registry)
         return score_batch(items, config=self.reward_config)
 
     # ------------------------------------------------------------------ the step
@@ -366,33 +370,29 @@ class Trainer:
     def advantage(self, batch: StepBatch) -> None:
         """One scalar per response from the configured estimator, keyed per task."""
         a = self.cfg.algorithm
-        rewards = torch.tensor([s["overall"] for s in batch.scores], dtype=torch.float32)
-        task_keys = [getattr(r, self.advantage_key) for r in batch.records]
-        batch.task_index = torch.tensor([self.registry.index(r.task) for r in batch.records])
-        components = {
-            name: torch.tensor([float(s[name]) for s in batch.scores]) for name in a.components
-        }
-        if "length" in components:
-            # A task that does not weight length gets a constant component (verl does the same).
-            components["length"] = components["length"] * self.length_on[batch.task_index]
-        options = dict(a.estimator_options)
-        if batch.baselines is not None:
-            options["baselines"] = torch.tensor(batch.baselines, dtype=torch.float32)
-        # GS-GDPO / GDPO weigh each normalised component by the row's task weight
-        weights = {
-            name: w[batch.task_index]
-            for name, w in self.registry.reward_weight_tensors(a.components).items()
-        }
-        batch.advantages = compute_advantage(
-            a.adv_estimator,
-            rewards,
-            batch.group,
-            task=task_keys,
-            components=components,
-            lengths=batch.rollout.response_lengths().cpu(),
-            reward_weights=weights,
-            **options,
+        batch.task_index = self.step_tasks.bands.index_of(
+            [r.task for r in batch.records], where="task"
         )
+        batch.score_tensors = score_tensors([score_row(s) for s in batch.scores])
+        out = advantage_step(
+            StepInputs(
+                group=batch.group,
+                task_index=batch.task_index,
+                advantage_key=[getattr(r, self.advantage_key) for r in batch.records],
+                # float32, as the engine has always fed the estimator
+                rewards=batch.score_tensors["overall"].float(),
+                scores=batch.score_tensors,
+                response_mask=batch.rollout.response_mask.cpu(),
+                baselines=None
+                if batch.baselines is None
+                else torch.tensor(batch.baselines, dtype=torch.float32),
+            ),
+            a.adv_estimator,
+            self.step_tasks,
+            components=a.components,
+            options=a.estimator_options,
+        )
+        batch.advantages = out.advantages
 
     def micro_batches(self, index: torch.Tensor) -> list[torch.Tensor]:
         return list(index.split(self.cfg.actor.micro_batch_size))
@@ -439,7 +439,7 @@ class Trainer:
         mini = min(a.mini_batch_size * cfg.rollout.n, B)
         device = batch.rollout.responses.device
         band_on = a.entropy_band.enable
-        coef = self.band_coef.to(device)
+        coef = self.step_tasks.bands.coef.to(device)
         stats = defaultdict(list)
         for _ in range(a.ppo_epochs):
             order = torch.randperm(B, generator=self.shuffle_gen) if a.shuffle else torch.arange(B)
@@ -535,15 +535,8 @@ class Trainer:
         self, token_entropy: torch.Tensor, mask: torch.Tensor, task_index: torch.Tensor
     ):
         """Per-task band direction (K,), token count (K,) and band loss value of a mini-batch."""
-        k = self.h_min.numel()
-        device = token_entropy.device
-        h_min, h_max, coef = (x.to(device) for x in (self.h_min, self.h_max, self.band_coef))
-        total, count = task_token_sums(token_entropy.float(), mask, task_index.to(device), k)
-        mean = total / count.clamp_min(1)
-        present = count > 0
-        penalty = torch.where(present, entropy_band_penalty(mean, h_min, h_max, coef), 0.0).sum()
-        direction = torch.where(present, entropy_band_direction(mean, h_min, h_max), 0.0)
-        return direction, count, float(penalty)
+        side = band_side(token_entropy.float(), mask, task_index, self.step_tasks.bands)
+        return side.direction, side.count, side.penalty
 
     def train_step(self) -> dict[str, float]:
         if self.registry.auto_fields():
@@ -586,45 +579,17 @@ class Trainer:
         return metrics
 
     def batch_metrics(self, batch: StepBatch) -> dict[str, float]:
-        """train/<metric> and train/<task>/<metric>: rewards, lengths, entropy, advantages.
-
-        Segment sums over task rows (segment K is the whole batch); tasks absent from the
-        batch log nothing."""
-        k = len(self.registry)
-        b = len(batch.scores)
-        mask = batch.rollout.response_mask.to(torch.float64).cpu()
-        lengths = mask.sum(-1)
-        values = {
-            "response_length": lengths,
-            # summed per segment, divided by the segment's tokens below (token mean)
-            "entropy": (batch.token_entropy.to(torch.float64).cpu() * mask).sum(-1),
-            "advantage_mean": batch.advantages.to(torch.float64).cpu(),
-        }
-        for name in REWARD_COMPONENTS:
-            values["reward" if name == "overall" else name] = torch.tensor(
-                [float(s[name]) for s in batch.scores], dtype=torch.float64
-            )
-        task_index = batch.task_index.cpu()
-        seg = torch.cat([task_index, torch.full_like(task_index, k)])
-        count = segment_count(seg, k + 1, torch.float64)
-
-        def per_segment(x: torch.Tensor) -> torch.Tensor:
-            return segment_sum(torch.cat([x, x]), seg, k + 1)
-
-        means = {name: per_segment(x) / count.clamp_min(1) for name, x in values.items()}
-        means["entropy"] = per_segment(values["entropy"]) / per_segment(lengths).clamp_min(1)
-        adv = values["advantage_mean"]
-        centred = torch.cat([adv, adv]) - means["advantage_mean"][seg]
-        means["advantage_std"] = (
-            segment_sum(centred * centred, seg, k + 1) / count.clamp_min(1)
-        ).sqrt()
-        names = [*self.registry, None]
-        out: dict[str, float] = {}
-        for s in torch.nonzero(count > 0).flatten().tolist():
-            prefix = "" if names[s] is None else f"{names[s]}/"
-            out.update({f"train/{prefix}{name}": float(m[s]) for name, m in means.items()})
-        out["train/reward_error_rate"] = sum(s.get("error") is not None for s in batch.scores) / b
-        out["batch/responses"] = float(b)
+        """train/<metric> and train/<task>/<metric> (``step.metrics``), batch sizes."""
+        out = training_metrics(
+            self.step_tasks.names,
+            batch.task_index,
+            batch.score_tensors,
+            batch.rollout.response_mask,
+            batch.advantages,
+            batch.token_entropy,
+        )
+        lengths = batch.rollout.response_mask.sum(-1).cpu()
+        out["batch/responses"] = float(len(batch.scores))
         out["batch/clip_ratio"] = float((lengths >= self.cfg.rollout.max_new_tokens).float().mean())
         return out
 
@@ -744,7 +709,7 @@ class Trainer:
             return
         self.calibration = auto_calibration(self, self.resumed_from)
         self.registry = self.registry.with_bounds(self.calibration.overrides())
-        self.h_min, self.h_max, self.band_coef = self.registry.entropy_tensors()
+        self.step_tasks = StepTasks.from_registry(self.registry, self.cfg.algorithm.components)
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> list[dict[str, Any]]:

@@ -9,12 +9,13 @@ import torch
 from transformers import AutoConfig
 
 from openvlthinker.engine.config import TrainConfig
-from openvlthinker.engine.data import encode_records, reward_items
+from openvlthinker.engine.data import encode_records
 from openvlthinker.engine.modeling import load_policy, load_processor, never_sampled_ids
 from openvlthinker.engine.rollout import generate
 from openvlthinker.engine.trainer import _DTYPES, resolve_device
 from openvlthinker.engine.validation import PolicyCalls
 from openvlthinker.rewards import RewardConfig, score_batch
+from openvlthinker.step import record_reward_items
 from openvlthinker.tasks import TaskRegistry
 
 
@@ -86,7 +87,7 @@ class EvalPolicy:
 
         def score(rollout, records, sizes):
             lengths = rollout.response_lengths().cpu().tolist()
-            items = reward_items(decode(rollout), lengths, records, sizes, self.registry)
+            items = record_reward_items(decode(rollout), lengths, records, sizes, self.registry)
             return score_batch(items, config=self.reward_config)
 
         return PolicyCalls(encode=encode, generate=gen, score=score, decode=decode)

@@ -9,6 +9,7 @@ from typing import Any
 
 from openvlthinker.problem_types import canonical_problem_type
 from openvlthinker.rewards.config import COMPONENTS, RewardConfig, merge_weights
+from openvlthinker.rewards.items import ITEM_KEYS, reward_item
 from openvlthinker.rewards.registry import (
     REWARD_FUNCTIONS,
     ScoreContext,
@@ -22,21 +23,6 @@ from openvlthinker.shaping import length_trapezoid
 
 logger = logging.getLogger(__name__)
 
-ITEM_KEYS: frozenset[str] = frozenset(
-    {
-        "response",
-        "ground_truth",
-        "problem_type",
-        "task",
-        "response_tokens",
-        "length_envelope",
-        "weights",
-        "options",
-        "image_size",
-        "model_image_size",
-        "scorer_options",
-    }
-)
 _DEFAULT_CONFIG: list[RewardConfig] = []
 
 
@@ -79,19 +65,27 @@ def score(
     Returns overall, format, correctness, structure, length (finite floats; components in
     [0, 1]), acc (= correctness) and error (None or a short reason).
     """
-    item = {
-        "response": response,
-        "ground_truth": ground_truth,
-        "problem_type": problem_type,
-        "task": task,
-        "response_tokens": response_tokens,
-        "length_envelope": length_envelope,
-        "weights": weights,
-        "options": options,
-        "image_size": image_size,
-        "model_image_size": model_image_size,
-        "scorer_options": scorer_options,
-    }
+    try:
+        item = reward_item(
+            response,
+            ground_truth,
+            problem_type,
+            task=task,
+            response_tokens=response_tokens,
+            length_envelope=length_envelope,
+            weights=weights,
+            options=options,
+            image_size=image_size,
+            model_image_size=model_image_size,
+            scorer_options=scorer_options,
+        )
+    except (TypeError, ValueError) as e:
+        return error_result(f"{type(e).__name__}: {str(e)[:160]}")
+    return score_reward_item(item, config)
+
+
+def score_reward_item(item: Any, config: RewardConfig | None = None) -> dict[str, Any]:
+    """:func:`score` of an item built by :func:`~openvlthinker.rewards.items.reward_item`."""
     cfg = config if config is not None else default_config()
     try:
         load_user_scorers(cfg)

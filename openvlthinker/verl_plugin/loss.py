@@ -3,8 +3,8 @@
 The band term is method.md section 3. A micro-batch cannot see a task's entropy over the
 whole mini-batch, so the trainer judges each task's side of the band on the batch's
 old-policy token entropy (the estimator of ``openvlthinker.entropy_band_estimator``) and
-writes a per-token weight (``BAND_WEIGHT_KEY``, see
-:func:`~openvlthinker.verl_plugin.advantage_step.band_weights`); here the term is the
+writes a per-token weight (``BAND_WEIGHT_KEY``, see :func:`openvlthinker.step.band_weights`);
+here the term is the
 token mean of ``weight * entropy`` with verl's global-batch normalisation, so micro-batch
 terms add up to the mini-batch's. It is added after ``ppo_loss``: KL is untouched.
 """
@@ -69,7 +69,9 @@ def band_ppo_loss(
 
     model_output["log_probs"] / ["entropy"] and data[BAND_WEIGHT_KEY] are nested (per
     sample); ``estimator`` picks the band's token entropy (:func:`token_entropy`). The metric
-    ``actor/entropy_band_loss`` is the band term of this micro-batch.
+    ``actor/entropy_band_surrogate`` is the band term of this micro-batch, whose gradient is
+    the band loss's; the band loss itself, ``actor/entropy_band_loss``, is logged by the
+    trainer's advantage step, as in the single-process engine.
     """
     from verl.utils.metric import AggregationType, Metric
     from verl.workers.utils.losses import ppo_loss
@@ -96,5 +98,5 @@ def band_ppo_loss(
         if data["dp_size"] > 1 or data["batch_num_tokens"] is not None
         else AggregationType.MEAN
     )
-    metrics["actor/entropy_band_loss"] = Metric(value=band, aggregation=aggregation)
+    metrics["actor/entropy_band_surrogate"] = Metric(value=band, aggregation=aggregation)
     return loss + band, metrics

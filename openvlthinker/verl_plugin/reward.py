@@ -23,10 +23,13 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
+from openvlthinker.rewards.score import score_reward_item
+from openvlthinker.step import SCORE_KEYS, score_row, task_reward_item
+
 logger = logging.getLogger(__name__)
 
-#: Keys of ``reward_extra_info``; all floats so verl can average them.
-EXTRA_KEYS = ("overall", "correctness", "format", "structure", "length", "acc", "reward_error")
+#: Keys of ``reward_extra_info`` (a score row); all floats so verl can average them.
+EXTRA_KEYS = SCORE_KEYS
 
 
 def decode_ground_truth(value: Any) -> Any:
@@ -67,34 +70,26 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
         self, response: str, response_tokens: int, task: str, ground_truth: Any, extra: dict
     ) -> dict[str, float]:
         """Reward components of one response; ``extra`` is the row's ``extra_info``."""
-        from openvlthinker.rewards import score
-
         task = extra.get("task") or task  # validation rows: data_source is the set's name
         if task not in self.registry:
             raise KeyError(
                 f"task {task!r} is not a task of the task file; "
                 f"known: {', '.join(sorted(self.registry))}"
             )
-        spec = self.registry[task]
-        options = extra.get("options")
-        result = score(
+        item = task_reward_item(
+            self.registry[task],
             response,
+            response_tokens,
             decode_ground_truth(ground_truth),
-            extra.get("problem_type") or spec.problem_types[0],
-            task=task,
-            response_tokens=response_tokens,
-            length_envelope=tuple(spec.length_envelope),
-            weights=dict(spec.reward_weights),  # length = the task's length_weight
-            options=list(options) if options is not None and len(options) else None,
-            image_size=_optional_size(extra.get("image_size")),
-            model_image_size=_optional_size(extra.get("model_image_size")),
-            scorer_options={k: dict(v) for k, v in spec.scorer_options.items()},
-            config=self.reward_config,
+            problem_type=extra.get("problem_type"),
+            options=extra.get("options"),
+            image_size=extra.get("image_size"),
+            model_image_size=extra.get("model_image_size"),
         )
+        result = score_reward_item(item, self.reward_config)
         if result.get("error"):
             logger.warning("reward for task %r: %s", task, result["error"])
-        out: dict[str, Any] = {key: float(result.get(key, 0.0) or 0.0) for key in EXTRA_KEYS[:-1]}
-        out["reward_error"] = float(bool(result.get("error")))
+        out: dict[str, Any] = score_row(result)
         if extra.get("set"):
             out.update(self._validation_extra(response, response_tokens, task, ground_truth, extra))
             if out["benchmark"] is None:

@@ -3,8 +3,9 @@
 ``G2RPOTrainer._compute_advantage`` replaces verl's step 7: it fetches the task key
 (``data_source``), the prompt-group id (``uid``), the reward components (the reward
 manager's ``reward_extra_info``) and the old-policy entropy from TransferQueue, calls
-:func:`~openvlthinker.verl_plugin.advantage_step.advantage_step`, and writes advantages,
-returns and the band weights back under the same keys. Every name of
+:func:`openvlthinker.step.advantage_step` (the single-process engine's step too), and writes
+advantages, returns and the band weights back under the same keys; the training metrics are
+``openvlthinker.step.training_metrics``, the engine's set. Every name of
 ``openvlthinker.advantage`` (``gs_grpo``, ``gs_gdpo``, and ``grpo``, ``gdpo``, ``rloo``,
 ``reinforce_plus_plus``, whose defaults give verl's numbers) runs our code here; names that
 are verl's alone (``gae``, ``opo``, ``reinforce_plus_plus_baseline``, ...) go through verl's
@@ -17,6 +18,7 @@ We do not register a trainer mode (verl treats any mode other than ``sync`` as a
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -29,7 +31,14 @@ from tensordict import TensorDict
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from openvlthinker.advantage import ESTIMATORS
-from openvlthinker.verl_plugin.advantage_step import StepInputs, TaskBands, advantage_step
+from openvlthinker.step import (
+    StepInputs,
+    StepOutputs,
+    StepTasks,
+    advantage_step,
+    score_tensors,
+    training_metrics,
+)
 from openvlthinker.verl_plugin.config import (
     PluginSettings,
     estimator_call_options,
@@ -61,36 +70,19 @@ def column(td: TensorDict, key: str) -> list:
     return value.tolist() if hasattr(value, "tolist") else list(value)
 
 
-def bands_from_registry(registry: Any) -> TaskBands:
-    """TaskBands in the registry's index order (issue 4's ``TaskRegistry``)."""
-    names = tuple(sorted(registry, key=registry.index))
-    h_min, h_max, coef = registry.entropy_tensors()
-    return TaskBands(names=names, h_min=h_min, h_max=h_max, coef=coef)
-
-
-def components_from_extra(
-    extra_fields: list[Any],
-    names: list[str],
-    task_index: torch.Tensor,
-    length_on: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    """Reward components (B,) from each trajectory's ``reward_extra_info``; the length
-    component is zeroed for tasks that do not weight it (``TaskRegistry.length_enabled``).
-    Empty when no row carries them (a reward manager other than ours)."""
+def extra_score_rows(extra_fields: list[Any], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Each trajectory's ``reward_extra_info`` (our reward manager's score row, see
+    ``step.scores``); rows without the components ``names`` next to rows with them are a
+    misconfigured reward manager. All empty for a reward manager other than ours."""
     infos = [e.get("reward_extra_info", {}) if isinstance(e, dict) else {} for e in extra_fields]
     has = [all(n in info for n in names) for info in infos]
-    if not any(has):
-        return {}
-    if not all(has):
+    if any(has) and not all(has):
         row = has.index(False)
         raise KeyError(
-            f"row {row}: reward_extra_info has {sorted(infos[row])}, not all of {names}; "
+            f"row {row}: reward_extra_info has {sorted(infos[row])}, not all of {list(names)}; "
             "set reward.reward_manager.name=openvlthinker"
         )
-    out = {n: torch.tensor([float(i[n]) for i in infos], dtype=torch.float64) for n in names}
-    if "length" in out:
-        out["length"] = out["length"] * length_on[task_index].to(torch.float64)
-    return out
+    return infos
 
 
 class G2RPOTrainer(PPOTrainerSync):
@@ -103,11 +95,9 @@ class G2RPOTrainer(PPOTrainerSync):
     def _init_openvlthinker(self) -> None:
         self.settings: PluginSettings = load_settings(self.config)
         self.registry, _ = load_registry(self.settings)
-        self.bands = bands_from_registry(self.registry)
-        self.length_on = self.registry.length_enabled()
+        self.step_tasks = StepTasks.from_registry(self.registry, self.settings.components)
         ours = self.config.algorithm.adv_estimator in ESTIMATORS
         self.estimator_options = estimator_call_options(self.config, self.settings) if ours else {}
-        self.task_weights = self.registry.reward_weight_tensors(self.settings.components)
 
     def _setup(self) -> None:
         super()._setup()
@@ -168,13 +158,15 @@ class G2RPOTrainer(PPOTrainerSync):
             return super()._compute_advantage(batch, metrics)
         proto, columns, response_mask = self._read(batch)
         proto, written = self._adjust_rewards(proto, metrics)
+        inputs = self._step_inputs(proto, columns, batch.tags)
         out = advantage_step(
-            self._step_inputs(proto, columns, batch.tags),
+            inputs,
             name,
-            self.bands,
+            self.step_tasks,
+            components=self.settings.components,
             options=self.estimator_options,
         )
-        metrics.update(out.metrics)
+        metrics.update(self._metrics(inputs, out))
 
         mask = proto.batch["response_mask"]
         dtype = proto.batch["token_level_rewards"].dtype
@@ -234,23 +226,37 @@ class G2RPOTrainer(PPOTrainerSync):
     def _step_inputs(self, proto: Any, columns: dict[str, list], tags: list[dict]) -> StepInputs:
         data_source = [str(s) for s in columns["data_source"]]
         mask = proto.batch["response_mask"]
-        entropy = self._token_entropy(proto)
-        # verl's padding rows copy the first row's non-tensor fields: their task is a real one
-        task_index = self.bands.index_of(data_source)
-        components = components_from_extra(
-            columns["extra_fields"], self.settings.components, task_index, self.length_on
-        )
+        rows = extra_score_rows(columns["extra_fields"], self.settings.components)
+        scores = score_tensors(rows)
+        # the scored reward, before any KL in the reward (train/<task>/reward in both engines)
+        scores["overall"] = (proto.batch["token_level_scores"] * mask).sum(dim=-1).double()
         return StepInputs(
             group=columns["uid"],
-            task=data_source,
+            # verl's padding rows copy the first row's non-tensor fields: their task is a real one
+            task_index=self.step_tasks.bands.index_of(data_source),
             advantage_key=self._advantage_key(data_source, columns["extra_info"]),
-            rewards=(proto.batch["token_level_rewards"] * mask).sum(dim=-1),
-            components=components,
+            rewards=(proto.batch["token_level_rewards"] * mask).sum(dim=-1).double(),
+            scores=scores,
             response_mask=mask,
-            entropy=entropy,
+            entropy=self._token_entropy(proto),
             padding=torch.tensor([bool(t.get("is_padding", False)) for t in tags]),
-            reward_weights={n: w[task_index] for n, w in self.task_weights.items()},
         )
+
+    def _metrics(self, inputs: StepInputs, out: StepOutputs) -> dict[str, float]:
+        """The training metrics of the real rows; ``actor/entropy_band_loss`` is the band
+        loss on the batch's old-policy entropy, which the band weights were judged on."""
+        real = torch.nonzero(~inputs.padding).flatten()
+        metrics = training_metrics(
+            self.step_tasks.names,
+            inputs.task_index[real],
+            {k: v[real] for k, v in inputs.scores.items()},
+            inputs.response_mask[real],
+            out.advantages[real],
+            None if inputs.entropy is None else inputs.entropy[real],
+        )
+        if self.settings.entropy_band and out.band is not None:
+            metrics["actor/entropy_band_loss"] = out.band.penalty
+        return metrics
 
     def _token_entropy(self, proto: Any) -> torch.Tensor | None:
         """(B, T) old-policy token entropy of ``openvlthinker.entropy_band_estimator`` (band

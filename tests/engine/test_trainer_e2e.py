@@ -253,63 +253,6 @@ def test_a_task_file_may_use_a_user_scorers_problem_type(engine_config, tmp_path
     assert {r.problem_type for r in trainer.train_records} == {"engine_user_poem"}
 
 
-def test_batch_metrics_match_a_per_task_loop():
-    from types import SimpleNamespace
-
-    from openvlthinker.engine.trainer import REWARD_COMPONENTS, StepBatch
-
-    gen = torch.Generator().manual_seed(0)
-    tasks = ["b", "a", "b", "b", "c", "a"]  # registry order a, b, c, d (d absent)
-    index = {"a": 0, "b": 1, "c": 2, "d": 3}
-    mask = torch.tensor(
-        [[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]]
-    )
-    entropy = torch.rand(6, 4, generator=gen) + 100 * (1 - mask)  # masked values must not count
-    scores = [
-        {**{n: float(torch.rand(1, generator=gen)) for n in REWARD_COMPONENTS}, "error": e}
-        for e in (None, "x", None, None, None, None)
-    ]
-    batch = StepBatch(
-        rollout=SimpleNamespace(response_mask=mask),
-        records=[SimpleNamespace(task=t) for t in tasks],
-        scores=scores,
-        group=torch.arange(6),
-        image_sizes=[None] * 6,
-        advantages=torch.randn(6, generator=gen),
-        token_entropy=entropy,
-        task_index=torch.tensor([index[t] for t in tasks]),
-    )
-    owner = SimpleNamespace(
-        cfg=SimpleNamespace(rollout=SimpleNamespace(max_new_tokens=4)), registry=index
-    )
-    got = Trainer.batch_metrics(owner, batch)
-
-    def expect(prefix, rows):
-        name = {"overall": "reward"}
-        out = {
-            f"train/{prefix}{name.get(n, n)}": sum(scores[i][n] for i in rows) / len(rows)
-            for n in REWARD_COMPONENTS
-        }
-        lengths = [float(mask[i].sum()) for i in rows]
-        out[f"train/{prefix}response_length"] = sum(lengths) / len(rows)
-        ent = sum(float((entropy[i] * mask[i]).sum()) for i in rows)
-        out[f"train/{prefix}entropy"] = ent / sum(lengths)
-        adv = batch.advantages[rows].double()
-        out[f"train/{prefix}advantage_mean"] = float(adv.mean())
-        out[f"train/{prefix}advantage_std"] = float(adv.std(unbiased=False))
-        return out
-
-    want = expect("", list(range(6)))
-    for t in ("a", "b", "c"):
-        want.update(expect(f"{t}/", [i for i, x in enumerate(tasks) if x == t]))
-    want["train/reward_error_rate"] = 1 / 6
-    want["batch/responses"] = 6.0
-    want["batch/clip_ratio"] = 2 / 6
-    assert set(got) == set(want)
-    for key, value in want.items():
-        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
-
-
 def test_only_tasks_selects_records_by_their_own_task(engine_config, tmp_path):
     # A file listed under one task may hold records of another (records carry their task).
     cfg = engine_config("data.only_tasks=[alpha]", tasks=TWO_TASKS)

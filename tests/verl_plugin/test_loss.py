@@ -10,7 +10,7 @@ from verl.workers.config import FSDPActorConfig
 from verl.workers.utils.losses import ppo_loss
 
 from openvlthinker.shaping import entropy_band_loss
-from openvlthinker.verl_plugin.advantage_step import TaskBands, band_weights
+from openvlthinker.step import TaskBands, band_weights
 from openvlthinker.verl_plugin.loss import BAND_WEIGHT_KEY, band_ppo_loss
 
 PROMPT_LENS = [3, 2, 4, 2, 3, 2]
@@ -59,7 +59,7 @@ def make_batch(
     g = torch.Generator().manual_seed(1)
     full_entropy, full_logp, fields = [], [], {k: [] for k in ("prompts", "responses")}
     extra = {k: [] for k in ("response_mask", "old_log_probs", "advantages", "ref_log_prob")}
-    weights_all, _, _ = band_weights(
+    weights_all, _ = band_weights(
         torch.nn.utils.rnn.pad_sequence(resp_entropy, batch_first=True),
         torch.nn.utils.rnn.pad_sequence([torch.ones(n) for n in RESPONSE_LENS], batch_first=True),
         TASK,
@@ -161,7 +161,7 @@ def test_zero_when_every_task_is_inside_its_band():
     band_loss, metrics = band_ppo_loss(actor_config(), model_output, data, estimator="full")
     base_loss, _ = ppo_loss(actor_config(), model_output, data.clone())
     torch.testing.assert_close(band_loss, base_loss)
-    assert float(metrics["actor/entropy_band_loss"].values[0]) == 0.0
+    assert float(metrics["actor/entropy_band_surrogate"].values[0]) == 0.0
     band_loss.backward()
     assert torch.count_nonzero(leaf.grad) == 0  # entropy_coeff is 0: no entropy gradient at all
 
@@ -220,7 +220,7 @@ def test_sampled_estimator_puts_the_band_on_minus_log_probs():
     again, _ = band_ppo_loss(actor_config(), no_entropy, data)
     torch.testing.assert_close(again, band_loss)
     band = torch.cat([w * e for w, e in zip(data[BAND_WEIGHT_KEY].unbind(), ent)]).sum() / N
-    got = float(torch.as_tensor(metrics["actor/entropy_band_loss"].values[0]))
+    got = float(torch.as_tensor(metrics["actor/entropy_band_surrogate"].values[0]))
     assert got == pytest.approx(float(band), rel=1e-6) and got != 0
 
 

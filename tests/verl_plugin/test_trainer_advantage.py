@@ -12,8 +12,8 @@ from transfer_queue import KVBatchMeta
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 from openvlthinker.advantage import compute_advantage
+from openvlthinker.step import StepTasks, TaskBands, band_weights
 from openvlthinker.verl_plugin import trainer as trainer_module
-from openvlthinker.verl_plugin.advantage_step import TaskBands, band_weights
 from openvlthinker.verl_plugin.config import PluginSettings
 from openvlthinker.verl_plugin.loss import BAND_WEIGHT_KEY
 from openvlthinker.verl_plugin.trainer import G2RPOTrainer
@@ -126,13 +126,15 @@ def make_trainer(
         entropy_band_estimator=entropy,
     )
     trainer.registry = SimpleNamespace(advantage_key=advantage_key)
-    trainer.bands = BANDS
-    trainer.length_on = torch.tensor([False, True, False])
+    trainer.step_tasks = StepTasks(
+        bands=BANDS,
+        length_on=torch.tensor([False, True, False]),
+        reward_weights={
+            name: torch.tensor([WEIGHTS[t][i] for t in TASKS], dtype=torch.float64)
+            for i, name in enumerate(COMPONENT_NAMES)
+        },
+    )
     trainer.estimator_options = dict(options or {})
-    trainer.task_weights = {
-        name: torch.tensor([WEIGHTS[t][i] for t in TASKS], dtype=torch.float64)
-        for i, name in enumerate(COMPONENT_NAMES)
-    }
     return trainer
 
 
@@ -253,8 +255,11 @@ def test_per_task_metrics_and_band_weights():
         assert metrics[f"train/{task}/reward"] == pytest.approx(
             sum(float(r[2]["rm_scores"].sum()) for r in mine) / len(mine)
         )
-        # train/<task>/length is the engine's length reward component: tokens have their own name
-        assert f"train/{task}/length" not in metrics
+        # train/<task>/length is the length reward component, as in the engine (unmasked);
+        # tokens are response_length
+        assert metrics[f"train/{task}/length"] == pytest.approx(
+            sum(r[2]["extra_fields"]["reward_extra_info"]["length"] for r in mine) / len(mine)
+        )
         assert metrics[f"train/{task}/response_length"] == pytest.approx(
             sum(len(r[2]["response_mask"]) for r in mine) / len(mine)
         )
@@ -265,11 +270,17 @@ def test_per_task_metrics_and_band_weights():
     entropy = torch.nn.utils.rnn.pad_sequence([r[2]["entropy"] for r in real], batch_first=True)
     mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
     index = BANDS.index_of([r[2]["data_source"] for r in real])
-    want, _, _ = band_weights(entropy, mask, index, BANDS)
+    want, side = band_weights(entropy, mask, index, BANDS)
     got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
     torch.testing.assert_close(got, want.to(got.dtype))
     signs = {r[2]["data_source"]: torch.sign(g).item() for r, g in zip(real, got)}
     assert signs == {"grounding": 1.0, "math": 0.0, "ocr": -1.0}
+    # the band loss, the single-process engine's actor/entropy_band_loss: sum of coef * hinge
+    hinge = torch.relu(side.mean - BANDS.h_max.double()) + torch.relu(
+        BANDS.h_min.double() - side.mean
+    )
+    assert metrics["actor/entropy_band_loss"] == pytest.approx(float((BANDS.coef * hinge).sum()))
+    assert metrics["actor/entropy_band_loss"] > 0
 
 
 def test_sampled_estimator_judges_and_logs_minus_old_log_probs():
@@ -285,7 +296,7 @@ def test_sampled_estimator_judges_and_logs_minus_old_log_probs():
     )
     mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
     index = BANDS.index_of([r[2]["data_source"] for r in real])
-    want, _, _ = band_weights(sampled, mask, index, BANDS)
+    want, _ = band_weights(sampled, mask, index, BANDS)
     got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
     torch.testing.assert_close(got, want.to(got.dtype))
     # the full-vocabulary entropy would give (+, 0, -): the sampled one decides (-, +, 0)
@@ -320,10 +331,9 @@ def test_bands_and_length_switch_follow_the_task_file():
     from pathlib import Path
 
     from openvlthinker.tasks import load_tasks
-    from openvlthinker.verl_plugin.trainer import bands_from_registry
 
     registry = load_tasks(Path(__file__).resolve().parents[2] / "configs" / "tasks.yaml")
-    bands = bands_from_registry(registry)
+    bands = TaskBands.from_registry(registry)
     assert bands.names == tuple(registry)
     for i, name in enumerate(bands.names):
         h_min, h_max, coef = registry[name].entropy_band
@@ -358,10 +368,10 @@ def test_constructor_and_setup_put_the_band_loss_on_the_actor_workers(monkeypatc
     assert isinstance(loss_fn.keywords["config"], FSDPActorConfig)
     assert loss_fn.keywords["config"].clip_ratio_high == 0.3
     assert loss_fn.keywords["estimator"] == trainer.settings.entropy_band_estimator == "sampled"
-    assert trainer.bands.names == tuple(trainer.registry)
+    assert trainer.step_tasks.names == tuple(trainer.registry)
     # the task file's reward weights, per task in index order, for GS-GDPO / GDPO
     for i, task in enumerate(trainer.registry):
         for name in trainer.settings.components:
             want = trainer.registry[task].reward_weights[name]
-            assert float(trainer.task_weights[name][i]) == pytest.approx(want)
+            assert float(trainer.step_tasks.reward_weights[name][i]) == pytest.approx(want)
     assert trainer.estimator_options == {}
