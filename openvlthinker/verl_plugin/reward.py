@@ -107,7 +107,7 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
         """Set, task, problem type, length and the set's benchmark metric of a validation row."""
         from types import SimpleNamespace
 
-        from openvlthinker.evaluation.metrics import compute_metric, metric_input
+        from openvlthinker.benchmarks import compute_metric, metric_input
 
         name = str(extra["set"])
         named = self.registry.validation_sets()
