@@ -143,7 +143,6 @@ class Trainer:
             )
         validate_problem_types(
             self.registry.problem_types(),
-            self.reward_config,
             where=f"{cfg.data.tasks}: problem_types",
         )
         self.advantage_key = cfg.algorithm.advantage_key or self.registry.advantage_key
