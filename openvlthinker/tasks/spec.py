@@ -62,7 +62,7 @@ class ValidationSet(DataFile):
         default=None,
         kw_only=True,
         metadata={
-            "help": "Benchmark metric (openvlthinker.evaluation.metrics), logged as "
+            "help": "Benchmark metric (openvlthinker.benchmarks), logged as "
             "val/<set>/<metric>; null = the problem type's reward correctness only."
         },
     )
