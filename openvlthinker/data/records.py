@@ -3,7 +3,8 @@
 Files in another layout (e.g. the released OneThinker sample, which calls the task
 ``task_type``) load through a field map. A bad record is reported with its file and row; the
 policy either fails or skips and counts. The schema (:class:`Record` and its fields) lives in
-:mod:`openvlthinker.data.schema` and is re-exported here.
+:mod:`openvlthinker.data.schema` and is re-exported here. One concept, so one module over
+~400 lines: turning a file's rows into checked records.
 """
 
 from __future__ import annotations
