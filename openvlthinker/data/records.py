@@ -1,10 +1,10 @@
-"""The record schema and its loaders (JSON, JSONL, parquet, ``datasets.Dataset``).
+"""The record loaders (JSON, JSONL, parquet, ``datasets.Dataset``) and the schema they fill.
 
-One record is one prompt: problem text with ``<image>``/``<video>`` placeholders, its
-answer, media, problem type (answer format), task and options. Files in another layout
-(e.g. the released OneThinker sample, which calls the task ``task_type``) load through a
-field map. A bad record is reported with its file and row; the policy either fails or
-skips and counts.
+Files in another layout (e.g. the released OneThinker sample, which calls the task
+``task_type``) load through a field map. A bad record is reported with its file and row; the
+policy either fails or skips and counts. The schema (:class:`Record` and its fields) lives in
+:mod:`openvlthinker.data.schema` and is re-exported here. One concept, so one module over
+~400 lines: turning a file's rows into checked records.
 """
 
 from __future__ import annotations
@@ -12,94 +12,44 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from openvlthinker.data.schema import (
+    DATA_TYPES,
+    IMAGE_PLACEHOLDER,
+    LIST_FIELDS,
+    RECORD_FIELDS,
+    RELEASED_FIELD_MAP,
+    REQUIRED_FIELDS,
+    VIDEO_PLACEHOLDER,
+    LoadedRecords,
+    LoadReport,
+    Record,
+    RecordError,
+    TaskCatalog,
+)
 from openvlthinker.problem_types import canonical_problem_type
 
-if TYPE_CHECKING:
-    from openvlthinker.tasks.registry import TaskRegistry
+__all__ = [
+    "DATA_TYPES",
+    "IMAGE_PLACEHOLDER",
+    "LIST_FIELDS",
+    "RECORD_FIELDS",
+    "RELEASED_FIELD_MAP",
+    "REQUIRED_FIELDS",
+    "VIDEO_PLACEHOLDER",
+    "LoadReport",
+    "LoadedRecords",
+    "Record",
+    "RecordError",
+    "TaskCatalog",
+    "load_records",
+    "load_task_data",
+]
 
 logger = logging.getLogger(__name__)
-
-IMAGE_PLACEHOLDER = "<image>"
-VIDEO_PLACEHOLDER = "<video>"
-DATA_TYPES = ("image", "video", "text")
-RECORD_FIELDS = (
-    "id",
-    "problem",
-    "answer",
-    "images",
-    "videos",
-    "problem_type",
-    "data_type",
-    "task",
-    "options",
-    "metadata",
-)
-REQUIRED_FIELDS = ("problem", "answer", "problem_type")
-#: Fields a field map may fill from several columns (their non-empty values, in order).
-LIST_FIELDS = ("images", "videos", "options")
-RELEASED_FIELD_MAP: Mapping[str, str] = {"task": "task_type"}
-"""Field map for the released OneThinker/OpenVLThinker sample format."""
-
-
-class RecordError(ValueError):
-    """A record is invalid; the message names the file, row, field and value."""
-
-    def __init__(self, source: str, row: int, message: str):
-        super().__init__(f"{source}: row {row}: {message}")
-        self.source, self.row, self.reason = source, row, message
-
-
-@dataclass(frozen=True)
-class Record:
-    """One prompt of the dataset (see docs/data.md for the file schema)."""
-
-    id: str = field(metadata={"help": "Unique id; defaults to '<file stem>-<row>'."})
-    problem: str = field(metadata={"help": "Question text with <image>/<video> placeholders."})
-    answer: Any = field(metadata={"help": "Ground truth: a string, number or box list."})
-    problem_type: str = field(metadata={"help": "Canonical problem type (answer format)."})
-    task: str = field(metadata={"help": "Task key of the registry."})
-    data_type: str = field(metadata={"help": "'image', 'video' or 'text'."})
-    images: tuple[Any, ...] = field(
-        default=(), metadata={"help": "Absolute image paths (or PIL images from a Dataset)."}
-    )
-    videos: tuple[str, ...] = field(default=(), metadata={"help": "Absolute video paths."})
-    options: tuple[str, ...] = field(default=(), metadata={"help": "Multiple-choice options."})
-    image_sizes: tuple[tuple[int, int], ...] = field(
-        default=(), metadata={"help": "Original (width, height) of each image, read at load."}
-    )
-    metadata: Mapping[str, Any] = field(
-        default_factory=dict, metadata={"help": "The record's 'metadata' plus unmapped fields."}
-    )
-    source: str = field(default="", metadata={"help": "'<file>:<row>' the record came from."})
-
-    @property
-    def image_size(self) -> tuple[int, int] | None:
-        """(width, height) of the first image, the frame of a grounding answer."""
-        return self.image_sizes[0] if self.image_sizes else None
-
-
-@dataclass
-class LoadReport:
-    """What a load did: how many rows were read, loaded and skipped, and why."""
-
-    source: str
-    rows: int = 0
-    loaded: int = 0
-    skipped: int = 0
-    reasons: Counter = field(default_factory=Counter)
-    examples: list[str] = field(default_factory=list)
-
-
-class LoadedRecords(list):
-    """``list[Record]`` with the :class:`LoadReport` of the load attached as ``.report``."""
-
-    report: LoadReport
 
 
 def _has_nan(value: Any) -> bool:
@@ -196,7 +146,7 @@ def _make_record(
     row: int,
     source: str,
     *,
-    registry: TaskRegistry,
+    registry: TaskCatalog,
     field_map: Mapping[str, str | tuple[str, ...]],
     image_root: Path | None,
     default_task: str | None,
@@ -361,7 +311,7 @@ def _rows(source: Any) -> tuple[str, str, Iterator[tuple[int, Any, str | None]]]
 def load_records(
     path: str | Path | Any,
     *,
-    registry: TaskRegistry,
+    registry: TaskCatalog,
     field_map: Mapping[str, Any] | None = None,
     on_error: Literal["fail", "skip"] = "fail",
     image_root: str | Path | None = None,
@@ -452,7 +402,7 @@ def load_records(
 
 
 def load_task_data(
-    registry: TaskRegistry,
+    registry: TaskCatalog,
     split: Literal["train", "validation"],
     *,
     check_images: bool | None = None,

@@ -11,111 +11,50 @@ at start-up trains exactly like a run given the calibrated file.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from openvlthinker.data import Record
+from openvlthinker.engine.calibration_report import write_report
+from openvlthinker.engine.config import TrainConfig
 from openvlthinker.engine.data import RecordSampler
-from openvlthinker.shaping.calibration import TaskBounds, TaskMeasurements, derive_bounds
+from openvlthinker.shaping.calibration import (
+    CALIBRATION_FILE,
+    Calibration,
+    TaskMeasurements,
+    derive_bounds,
+)
 from openvlthinker.tasks.registry import AUTO_FIELDS, TaskRegistry
-
-if TYPE_CHECKING:
-    from openvlthinker.engine.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
-#: The calibration kept in a checkpoint folder (plain JSON: resume reads it, never re-measures).
-CALIBRATION_FILE = "calibration.json"
 #: Offset of the calibration's RNG stream from trainer.seed (validation uses +10_000).
 SEED_OFFSET = 20_000
-FORMAT = 1
 
 
-@dataclass
-class Calibration:
-    """Derived bounds of the tasks named in ``fields`` (task -> the bounds it derives).
+class TrainerView(Protocol):
+    """What calibration reads of ``engine.trainer.Trainer``: its config, tasks and records,
+    and the rollout, reward and entropy calls of its training step (no update)."""
 
-    ``measurements`` is empty when read back from a checkpoint (only bounds are kept there).
-    """
+    cfg: TrainConfig
+    registry: TaskRegistry
+    device: torch.device
+    out_dir: Path
+    policy: torch.nn.Module
+    all_train_records: Sequence[Record]
 
-    task_file: str
-    settings: dict[str, Any]
-    fields: dict[str, tuple[str, ...]]
-    bounds: dict[str, TaskBounds]
-    measurements: dict[str, TaskMeasurements] = field(default_factory=dict)
-
-    def overrides(self) -> dict[str, dict[str, Any]]:
-        """Task -> {bound: value} for the derived bounds only (for TaskRegistry.with_bounds)."""
-        out = {}
-        for task, names in self.fields.items():
-            b = self.bounds[task]
-            values = {
-                "length_envelope": list(b.length_envelope),
-                "h_min": b.h_min,
-                "h_max": b.h_max,
-            }
-            out[task] = {name: values[name] for name in names}
-        return out
-
-    def to_json(self, *, with_measurements: bool = False) -> str:
-        doc: dict[str, Any] = {
-            "format": FORMAT,
-            "task_file": self.task_file,
-            "settings": self.settings,
-            "tasks": {
-                task: {"fields": list(names), **asdict(self.bounds[task])}
-                for task, names in self.fields.items()
-            },
-        }
-        if with_measurements:
-            doc["measurements"] = {
-                task: {
-                    "max_new_tokens": m.max_new_tokens,
-                    **{
-                        k: np.asarray(getattr(m, k)).tolist()
-                        for k in ("lengths", "entropy", "correctness", "reward")
-                    },
-                }
-                for task, m in self.measurements.items()
-            }
-        # Compact with the per-response arrays (they can run to 10^5 numbers), readable without.
-        return json.dumps(doc, indent=None if with_measurements else 1) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, *, where: str = CALIBRATION_FILE) -> Calibration:
-        try:
-            doc = json.loads(text)
-            if doc.get("format") != FORMAT:
-                raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
-            fields, bounds = {}, {}
-            for task, row in doc["tasks"].items():
-                fields[task] = tuple(row["fields"])
-                bounds[task] = TaskBounds(
-                    length_envelope=tuple(row["length_envelope"]),
-                    h_min=float(row["h_min"]),
-                    h_max=float(row["h_max"]),
-                    notes=dict(row.get("notes", {})),
-                    evidence=dict(row.get("evidence", {})),
-                )
-            measurements = {
-                task: TaskMeasurements(
-                    lengths=np.asarray(row["lengths"], dtype=np.int64),
-                    entropy=np.asarray(row["entropy"], dtype=np.float64),
-                    correctness=np.asarray(row["correctness"], dtype=np.float64),
-                    reward=np.asarray(row["reward"], dtype=np.float64),
-                    max_new_tokens=int(row["max_new_tokens"]),
-                )
-                for task, row in doc.get("measurements", {}).items()
-            }
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"{where}: not a calibration file: {e}") from e
-        return cls(doc["task_file"], dict(doc["settings"]), fields, bounds, measurements)
+    def _encode(self, records: Sequence[Record]) -> Any: ...
+    def _generate(self, batch: Any, *, temperature: float, greedy: bool) -> Any: ...
+    def _score(self, rollout: Any, records: Sequence[Record], sizes: Sequence[Any]) -> Any: ...
+    def _forward(self, model: torch.nn.Module, batch: Any, *, with_grad: bool) -> Any: ...
+    def _token_entropy(self, outputs: Any) -> torch.Tensor: ...
+    def micro_batches(self, rows: torch.Tensor) -> Any: ...
 
 
 def fields_to_derive(registry: TaskRegistry) -> dict[str, tuple[str, ...]]:
@@ -124,7 +63,7 @@ def fields_to_derive(registry: TaskRegistry) -> dict[str, tuple[str, ...]]:
 
 
 @torch.no_grad()
-def measure_task(trainer: Trainer, task: str, batches: int) -> TaskMeasurements:
+def measure_task(trainer: TrainerView, task: str, batches: int) -> TaskMeasurements:
     """``batches`` rollout batches of ``task``'s training prompts under the current policy."""
     cfg = trainer.cfg
     records = [r for r in trainer.all_train_records if r.task == task]
@@ -167,7 +106,7 @@ def measure_task(trainer: Trainer, task: str, batches: int) -> TaskMeasurements:
     )
 
 
-def measure(trainer: Trainer, tasks: list[str], batches: int) -> dict[str, TaskMeasurements]:
+def measure(trainer: TrainerView, tasks: list[str], batches: int) -> dict[str, TaskMeasurements]:
     """:func:`measure_task` for each task, each on its own seeded stream (trainer.seed +
     SEED_OFFSET + the task's index), outside the training RNG stream."""
     device = trainer.device
@@ -186,7 +125,7 @@ def measure(trainer: Trainer, tasks: list[str], batches: int) -> dict[str, TaskM
     return out
 
 
-def settings_of(trainer: Trainer, batches: int) -> dict[str, Any]:
+def settings_of(trainer: TrainerView, batches: int) -> dict[str, Any]:
     """What the measurement depended on, written into every calibration output."""
     cfg = trainer.cfg
     tiny = cfg.model.tiny
@@ -202,7 +141,7 @@ def settings_of(trainer: Trainer, batches: int) -> dict[str, Any]:
     }
 
 
-def calibrate(trainer: Trainer, batches: int | None = None) -> Calibration:
+def calibrate(trainer: TrainerView, batches: int | None = None) -> Calibration:
     """Measure the trainer's policy and derive the bounds of :func:`fields_to_derive`."""
     registry = trainer.registry
     batches = batches or trainer.cfg.calibration.batches
@@ -231,10 +170,8 @@ def load_calibration(path: str | Path) -> Calibration:
     return Calibration.from_json(path.read_text(encoding="utf-8"), where=str(path))
 
 
-def run_calibrate(trainer: Trainer, out: str | Path) -> list[Path]:
+def run_calibrate(trainer: TrainerView, out: str | Path) -> list[Path]:
     """``openvlthinker calibrate``: measure, derive, write ``out`` and its report."""
-    from openvlthinker.engine.calibration_report import write_report
-
     t0 = time.perf_counter()
     calibration = calibrate(trainer)
     log_bounds(calibration, "calibrated")
@@ -245,7 +182,7 @@ def run_calibrate(trainer: Trainer, out: str | Path) -> list[Path]:
     return paths
 
 
-def auto_calibration(trainer: Trainer, resumed_from: Path | None) -> Calibration:
+def auto_calibration(trainer: TrainerView, resumed_from: Path | None) -> Calibration:
     """The bounds of the trainer's ``auto`` fields, logged: read from the checkpoint a run
     resumed from, or else measured now (report under ``<out_dir>/calibration/``)."""
     pending = trainer.registry.auto_fields()
@@ -270,8 +207,6 @@ def auto_calibration(trainer: Trainer, resumed_from: Path | None) -> Calibration
         logger.warning(
             "%s holds no %s: calibrating the resumed policy", resumed_from, CALIBRATION_FILE
         )
-    from openvlthinker.engine.calibration_report import write_report
-
     t0 = time.perf_counter()
     calibration = calibrate(trainer)
     out = trainer.out_dir / "calibration" / "tasks_calibrated.yaml"

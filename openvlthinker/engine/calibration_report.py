@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openvlthinker.engine.calibrate import CALIBRATION_FILE, Calibration
-from openvlthinker.shaping.calibration import length_buckets
+from openvlthinker.shaping.calibration import CALIBRATION_FILE, Calibration, length_buckets
 from openvlthinker.tasks.registry import TaskRegistry
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

@@ -16,14 +16,12 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, ProcessorMixin
-
-    from openvlthinker.engine.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +83,18 @@ def lora_config(
     )
 
 
+class LoraSettings(Protocol):
+    """The ``model.*`` keys a LoRA run reads (``engine.config.ModelConfig`` has them)."""
+
+    lora_rank: int
+    lora_alpha: int
+    target_modules: Any
+    exclude_modules: Any
+
+
 def apply_lora(
     model: PreTrainedModel,
-    cfg: ModelConfig,
+    cfg: LoraSettings,
     adapter_path: str | os.PathLike | None = None,
     *,
     seed: int = 0,

@@ -147,7 +147,6 @@ class Trainer:
             )
         validate_problem_types(
             self.registry.problem_types(),
-            self.reward_config,
             where=f"{cfg.data.tasks}: problem_types",
         )
         self.advantage_key = cfg.algorithm.advantage_key or self.registry.advantage_key
@@ -370,9 +369,7 @@ class Trainer:
     def advantage(self, batch: StepBatch) -> None:
         """One scalar per response from the configured estimator, keyed per task."""
         a = self.cfg.algorithm
-        batch.task_index = self.step_tasks.bands.index_of(
-            [r.task for r in batch.records], where="task"
-        )
+        batch.task_index = self.registry.indices([r.task for r in batch.records])
         batch.score_tensors = score_tensors([score_row(s) for s in batch.scores])
         out = advantage_step(
             StepInputs(

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from openvlthinker.benchmarks import compute_metric, metric_input
 from openvlthinker.data import Record
 from openvlthinker.engine.data import EncodedPrompts
 from openvlthinker.engine.rollout import PromptBatch, Rollout
-from openvlthinker.evaluation.metrics import compute_metric, metric_input
 
 
 @dataclass(frozen=True)

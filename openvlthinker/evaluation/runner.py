@@ -119,9 +119,7 @@ def plan_eval(
     load_user_scorers(reward_config)
     try:
         registry = load_tasks(cfg.data.tasks)
-        validate_problem_types(
-            registry.problem_types(), reward_config, where=f"{cfg.data.tasks}: problem_types"
-        )
+        validate_problem_types(registry.problem_types(), where=f"{cfg.data.tasks}: problem_types")
         named = registry.validation_sets()
         wanted = list(named) if not sets else list(sets)
         unknown = [s for s in wanted if s not in named]

@@ -2,7 +2,9 @@
 
 ``score`` one response or ``score_batch`` many (optionally in a worker pool); each result has
 overall, format, correctness, structure, length, acc and error. Add a problem type with
-``@register_scorer`` or ``load_reward_function("path/file.py:function", problem_type=...)``.
+``@register_scorer`` or ``load_reward_function("path/file.py:function", problem_type=...)``;
+a config's ``user_scorers`` are loaded once, at config load, by ``load_user_scorers(config)``
+(and once by each pool worker when it starts), never by ``score`` itself.
 """
 
 # Importing the scorer modules registers the built-in problem types.
@@ -17,7 +19,7 @@ from openvlthinker.rewards.registry import (
     validate_problem_types,
 )
 from openvlthinker.rewards.score import score
-from openvlthinker.rewards.user import load_reward_function
+from openvlthinker.rewards.user import load_reward_function, load_user_scorers
 
 __all__ = [
     "COMPONENTS",
@@ -28,6 +30,7 @@ __all__ = [
     "Verdict",
     "close_pools",
     "load_reward_function",
+    "load_user_scorers",
     "register_scorer",
     "score",
     "score_batch",

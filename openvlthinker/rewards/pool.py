@@ -23,16 +23,11 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from openvlthinker.rewards.config import RewardConfig
+from openvlthinker.rewards.item import default_config, error_result, score_item
 from openvlthinker.rewards.registry import register_scorer, registry_version, user_scorers
-from openvlthinker.rewards.score import default_config, error_result, score_item
 from openvlthinker.rewards.symbolic import math_equal
 from openvlthinker.rewards.timeouts import can_interrupt
-from openvlthinker.rewards.user import (
-    USER_MODULE_PREFIX,
-    load_user_module,
-    load_user_scorers,
-    loaded_user_files,
-)
+from openvlthinker.rewards.user import USER_MODULE_PREFIX, load_user_module, loaded_user_files
 
 logger = logging.getLogger(__name__)
 # A worker reports finished results at least this often (fewer messages than one per item;
@@ -78,7 +73,8 @@ def score_batch(
 
     ``workers`` (default ``config.workers``): 0 scores in this process, N >= 1 in a pool of N
     processes that survives scorers that raise, hang or crash. Off the main thread,
-    in-process scoring cannot be interrupted, so at least one worker is used.
+    in-process scoring cannot be interrupted, so at least one worker is used. User scorers
+    must be loaded (at config load); each worker learns them once when it starts.
     """
     cfg = config if config is not None else default_config()
     n_workers = cfg.workers if workers is None else int(workers)
@@ -87,16 +83,14 @@ def score_batch(
     items = list(items)
     if not items:
         return []
-    try:
-        load_user_scorers(cfg)
-    except Exception as e:
-        return [error_result(f"user scorer: {type(e).__name__}: {str(e)[:160]}") for _ in items]
     if n_workers == 0 and can_interrupt():
         return [score_item(item, cfg) for item in items]
     return shared_pool(max(1, n_workers), cfg).map(items, cfg)
 
 
 def _worker_main(conn: Connection, files: list[str], extra: dict[str, Any]) -> None:
+    """A worker process: learn the parent's user scorers once (its files and the scorers
+    registered there), then score the chunks it is sent until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent owns Ctrl-C
     package = logging.getLogger("openvlthinker")
     package.addHandler(_ParentHandler(conn))
@@ -118,12 +112,6 @@ def _worker_main(conn: Connection, files: list[str], extra: dict[str, Any]) -> N
         if message is None:
             return
         config, items = message
-        try:
-            load_user_scorers(config)
-        except Exception as e:
-            for _ in items:
-                conn.send(error_result(f"user scorer: {type(e).__name__}: {str(e)[:160]}"))
-            continue
         done: list[dict[str, Any]] = []
         flushed = time.monotonic()
         for item in items:

@@ -95,17 +95,12 @@ def user_scorers() -> dict[str, Scorer]:
     }
 
 
-def validate_problem_types(
-    names: Iterable[str], config: RewardConfig | None = None, *, where: str = "problem_types"
-) -> list[str]:
+def validate_problem_types(names: Iterable[str], *, where: str = "problem_types") -> list[str]:
     """Canonical names of ``names``; raise ValueError at configuration time for any without a scorer.
 
-    Loads ``config.user_scorers`` first, so user problem types validate too.
+    User problem types validate once their scorers are loaded
+    (:func:`~openvlthinker.rewards.user.load_user_scorers`, at config load).
     """
-    from openvlthinker.rewards.user import load_user_scorers
-
-    if config is not None:
-        load_user_scorers(config)
     canonical = []
     for i, raw in enumerate(names):
         name = canonical_problem_type(raw, where=f"{where}[{i}]")

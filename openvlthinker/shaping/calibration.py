@@ -12,8 +12,10 @@ band (0.2, 0.6) = (c / 2, 3 c / 2) at c = 0.4.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -222,3 +224,89 @@ def length_buckets(
             )
         )
     return rows
+
+
+#: The calibration kept in a checkpoint folder (plain JSON: resume reads it, never re-measures).
+CALIBRATION_FILE = "calibration.json"
+FORMAT = 1
+
+
+@dataclass
+class Calibration:
+    """Derived bounds of the tasks named in ``fields`` (task -> the bounds it derives).
+
+    ``measurements`` is empty when read back from a checkpoint (only bounds are kept there).
+    """
+
+    task_file: str
+    settings: dict[str, Any]
+    fields: dict[str, tuple[str, ...]]
+    bounds: dict[str, TaskBounds]
+    measurements: dict[str, TaskMeasurements] = field(default_factory=dict)
+
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        """Task -> {bound: value} for the derived bounds only (for TaskRegistry.with_bounds)."""
+        out = {}
+        for task, names in self.fields.items():
+            b = self.bounds[task]
+            values = {
+                "length_envelope": list(b.length_envelope),
+                "h_min": b.h_min,
+                "h_max": b.h_max,
+            }
+            out[task] = {name: values[name] for name in names}
+        return out
+
+    def to_json(self, *, with_measurements: bool = False) -> str:
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "task_file": self.task_file,
+            "settings": self.settings,
+            "tasks": {
+                task: {"fields": list(names), **asdict(self.bounds[task])}
+                for task, names in self.fields.items()
+            },
+        }
+        if with_measurements:
+            doc["measurements"] = {
+                task: {
+                    "max_new_tokens": m.max_new_tokens,
+                    **{
+                        k: np.asarray(getattr(m, k)).tolist()
+                        for k in ("lengths", "entropy", "correctness", "reward")
+                    },
+                }
+                for task, m in self.measurements.items()
+            }
+        # Compact with the per-response arrays (they can run to 10^5 numbers), readable without.
+        return json.dumps(doc, indent=None if with_measurements else 1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str = CALIBRATION_FILE) -> Calibration:
+        try:
+            doc = json.loads(text)
+            if doc.get("format") != FORMAT:
+                raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
+            fields, bounds = {}, {}
+            for task, row in doc["tasks"].items():
+                fields[task] = tuple(row["fields"])
+                bounds[task] = TaskBounds(
+                    length_envelope=tuple(row["length_envelope"]),
+                    h_min=float(row["h_min"]),
+                    h_max=float(row["h_max"]),
+                    notes=dict(row.get("notes", {})),
+                    evidence=dict(row.get("evidence", {})),
+                )
+            measurements = {
+                task: TaskMeasurements(
+                    lengths=np.asarray(row["lengths"], dtype=np.int64),
+                    entropy=np.asarray(row["entropy"], dtype=np.float64),
+                    correctness=np.asarray(row["correctness"], dtype=np.float64),
+                    reward=np.asarray(row["reward"], dtype=np.float64),
+                    max_new_tokens=int(row["max_new_tokens"]),
+                )
+                for task, row in doc.get("measurements", {}).items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{where}: not a calibration file: {e}") from e
+        return cls(doc["task_file"], dict(doc["settings"]), fields, bounds, measurements)

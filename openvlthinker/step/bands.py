@@ -8,7 +8,6 @@ its direction, which the engines' surrogate terms turn into a gradient.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,18 +30,6 @@ class TaskBands:
         """The bands of a :class:`~openvlthinker.tasks.TaskRegistry`, in its index order."""
         h_min, h_max, coef = registry.entropy_tensors()
         return cls(names=tuple(registry), h_min=h_min, h_max=h_max, coef=coef)
-
-    def index_of(self, tasks: Sequence[str], *, where: str = "data_source") -> torch.Tensor:
-        """(B,) long index of each row's task; an unknown task raises naming the row and value."""
-        lookup = {name: i for i, name in enumerate(self.names)}
-        index = [lookup.get(key, -1) for key in tasks]
-        if -1 in index:
-            row = index.index(-1)
-            raise ValueError(
-                f"{where} {tasks[row]!r} of row {row} is not a task of the task file; "
-                f"known: {', '.join(self.names)}"
-            )
-        return torch.tensor(index, dtype=torch.long)
 
 
 @dataclass(frozen=True)

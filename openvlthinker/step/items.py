@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from openvlthinker.data.records import Record
-from openvlthinker.rewards.items import reward_item
+from openvlthinker.rewards.item import reward_item
 from openvlthinker.tasks.registry import TaskRegistry, TaskSpec
 
 

@@ -439,12 +439,10 @@ def validate(cfg: DictConfig, *, defaults: DictConfig | None = None) -> PluginSe
     if not Path(settings.tasks).is_file():
         raise FileNotFoundError(f"{SECTION}.tasks: task file {settings.tasks} does not exist")
     refuse_auto_bounds(settings.tasks)
-    registry, reward = load_registry(settings)
+    registry, _ = load_registry(settings)
     from openvlthinker.rewards import validate_problem_types
 
-    validate_problem_types(
-        registry.problem_types(), reward, where=f"{settings.tasks}: problem_types"
-    )
+    validate_problem_types(registry.problem_types(), where=f"{settings.tasks}: problem_types")
     if not cfg.trainer.use_v1 or cfg.trainer.v1.trainer_mode != "sync":
         raise ValueError(
             "openvlthinker-verl drives verl's V1 sync trainer: set trainer.use_v1=true and "

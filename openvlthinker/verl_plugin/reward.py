@@ -7,7 +7,7 @@ score here rather than through ``custom_reward_function``. Every component goes 
 for verl's ``val-core/<data_source>/acc`` metrics. A validation row (``extra_info.set``)
 also carries ``task``, ``set`` and ``problem_type`` (strings, which verl's metric code
 skips), ``response_length`` and ``benchmark``: the set's benchmark metric
-(``openvlthinker.evaluation.metrics``), or correctness when the set names none; the trainer
+(``openvlthinker.benchmarks``), or correctness when the set names none; the trainer
 turns them into ``val/<set>/...``. A failing scorer never stops the run: the response gets
 the suite's zero result and ``reward_error`` = 1.
 """
@@ -102,7 +102,7 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
         """Set, task, problem type, length and the set's benchmark metric of a validation row."""
         from types import SimpleNamespace
 
-        from openvlthinker.evaluation.metrics import compute_metric, metric_input
+        from openvlthinker.benchmarks import compute_metric, metric_input
 
         name = str(extra["set"])
         named = self.registry.validation_sets()

@@ -233,7 +233,7 @@ class G2RPOTrainer(PPOTrainerSync):
         return StepInputs(
             group=columns["uid"],
             # verl's padding rows copy the first row's non-tensor fields: their task is a real one
-            task_index=self.step_tasks.bands.index_of(data_source),
+            task_index=self.registry.indices(data_source, where="data_source"),
             advantage_key=self._advantage_key(data_source, columns["extra_info"]),
             rewards=(proto.batch["token_level_rewards"] * mask).sum(dim=-1).double(),
             scores=scores,

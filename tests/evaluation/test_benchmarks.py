@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from openvlthinker.benchmarks import compute_metric, metric_input
 from openvlthinker.data import load_task_data
-from openvlthinker.evaluation.metrics import compute_metric, metric_input
 from openvlthinker.rewards import score
 from openvlthinker.tasks import load_tasks
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from openvlthinker.evaluation.metrics import (
+from openvlthinker.benchmarks import (
     METRICS,
     MetricInput,
     box_iou,

@@ -10,6 +10,7 @@ from openvlthinker.rewards import (
     RewardConfig,
     Verdict,
     load_reward_function,
+    load_user_scorers,
     register_scorer,
     score,
     validate_problem_types,
@@ -75,7 +76,8 @@ def test_load_reward_function_by_path():
 
 def test_user_scorers_from_config():
     cfg = RewardConfig(user_scorers={"nan_type": f"{USER_FILE}:nan"})
-    assert validate_problem_types(["nan_type"], cfg) == ["nan_type"]
+    load_user_scorers(cfg)
+    assert validate_problem_types(["nan_type"]) == ["nan_type"]
     result = score(wrap("x"), "y", "nan_type", config=cfg)
     assert result["correctness"] == 0.0 and result["error"] == "scorer returned a non-finite score"
     assert_in_range(result)

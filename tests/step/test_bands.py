@@ -47,9 +47,3 @@ def test_weights_scale_direction_by_the_task_share_of_tokens():
     n = 10.0  # response tokens in the batch
     assert weight.tolist() == pytest.approx([-0.1 * n / 2, 0.0, 0.3 * n / 5, 0.3 * n / 5])
     assert side.penalty > 0
-
-
-def test_unknown_task_is_named_with_its_row():
-    assert BANDS.index_of(["high", "low"]).tolist() == [2, 0]
-    with pytest.raises(ValueError, match=r"data_source 'chart' of row 1 .*known: low, inside"):
-        BANDS.index_of(["low", "chart"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from openvlthinker.rewards.items import ITEM_KEYS, reward_item
+from openvlthinker.rewards.item import ITEM_KEYS, reward_item
 from openvlthinker.rewards.score import score, score_reward_item
 from openvlthinker.step import task_reward_item
 from openvlthinker.tasks import load_tasks

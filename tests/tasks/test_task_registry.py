@@ -365,3 +365,18 @@ def test_validation_set_metric_problem_type_and_list_field_map(tmp_path):
     bad = body.replace("options: [A, B, C]", "problem: [a, b]")
     with pytest.raises(TaskFileError, match=r"a list of names for images, videos, options"):
         load_tasks(write_tasks(tmp_path, bad))
+
+
+def test_index_and_indices_give_file_order_positions(tmp_path):
+    registry = load_tasks(write_tasks(tmp_path, GOOD))
+    assert [registry.index(k) for k in ("math", "ocr")] == [0, 1]
+    assert registry.with_bounds({}).index("ocr") == 1  # a copy keeps its lookup
+    got = registry.indices(["ocr", "math", "ocr"])
+    assert got.dtype == torch.long and got.tolist() == [1, 0, 1]
+    assert registry.indices([]).tolist() == []
+    with pytest.raises(KeyError, match=r"unknown task 'poem'; known: math, ocr"):
+        registry.index("poem")
+    with pytest.raises(
+        ValueError, match=r"data_source 'poem' of row 1 is not a task of the task file; known"
+    ):
+        registry.indices(["math", "poem"], where="data_source")

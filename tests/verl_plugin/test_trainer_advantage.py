@@ -13,6 +13,7 @@ from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 from openvlthinker.advantage import compute_advantage
 from openvlthinker.step import StepTasks, TaskBands, band_weights
+from openvlthinker.tasks import TaskRegistry, TaskSpec
 from openvlthinker.verl_plugin import trainer as trainer_module
 from openvlthinker.verl_plugin.config import PluginSettings
 from openvlthinker.verl_plugin.loss import BAND_WEIGHT_KEY
@@ -33,6 +34,26 @@ BANDS = TaskBands(
     h_max=torch.tensor([0.6, 0.6, 0.6]),
     coef=torch.tensor([0.02, 0.05, 0.03]),
 )
+
+
+def make_registry(advantage_key: str = "task") -> TaskRegistry:
+    """The three tasks with BANDS' entropy bands and WEIGHTS' reward weights."""
+    specs = {}
+    for i, task in enumerate(TASKS):
+        weights = dict(zip(COMPONENT_NAMES, WEIGHTS[task]))
+        specs[task] = TaskSpec(
+            key=task,
+            domain=task,
+            problem_types=(PROBLEM_TYPE[task],),
+            length_envelope=(1, 2, 8, 16),
+            length_weight=weights["length"],
+            entropy_band=(float(BANDS.h_min[i]), float(BANDS.h_max[i]), float(BANDS.coef[i])),
+            reward_weights=weights,
+            scorer_options={},
+            train=(),
+            validation=(),
+        )
+    return TaskRegistry(tasks=specs, advantage_key=advantage_key)
 
 
 class FakeTQ:
@@ -125,15 +146,8 @@ def make_trainer(
         entropy_band=band,
         entropy_band_estimator=entropy,
     )
-    trainer.registry = SimpleNamespace(advantage_key=advantage_key)
-    trainer.step_tasks = StepTasks(
-        bands=BANDS,
-        length_on=torch.tensor([False, True, False]),
-        reward_weights={
-            name: torch.tensor([WEIGHTS[t][i] for t in TASKS], dtype=torch.float64)
-            for i, name in enumerate(COMPONENT_NAMES)
-        },
-    )
+    trainer.registry = make_registry(advantage_key)
+    trainer.step_tasks = StepTasks.from_registry(trainer.registry, trainer.settings.components)
     trainer.estimator_options = dict(options or {})
     return trainer
 
@@ -269,7 +283,7 @@ def test_per_task_metrics_and_band_weights():
         )
     entropy = torch.nn.utils.rnn.pad_sequence([r[2]["entropy"] for r in real], batch_first=True)
     mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
-    index = BANDS.index_of([r[2]["data_source"] for r in real])
+    index = make_registry().indices([r[2]["data_source"] for r in real])
     want, side = band_weights(entropy, mask, index, BANDS)
     got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
     torch.testing.assert_close(got, want.to(got.dtype))
@@ -295,7 +309,7 @@ def test_sampled_estimator_judges_and_logs_minus_old_log_probs():
         [-r[2]["old_log_probs"] for r in real], batch_first=True
     )
     mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
-    index = BANDS.index_of([r[2]["data_source"] for r in real])
+    index = make_registry().indices([r[2]["data_source"] for r in real])
     want, _ = band_weights(sampled, mask, index, BANDS)
     got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
     torch.testing.assert_close(got, want.to(got.dtype))

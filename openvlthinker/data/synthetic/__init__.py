@@ -6,9 +6,9 @@ the scene it was rendered from in ``metadata.scene`` and the facts its answer fo
 from in ``metadata.facts``, so tests can re-render the image and re-derive the answer.
 """
 
+from openvlthinker.data.synthetic.examples import GENERATORS, register_generator
 from openvlthinker.data.synthetic.generate import generate_dataset, generate_records
 from openvlthinker.data.synthetic.render import render_scene
-from openvlthinker.data.synthetic.tasks import GENERATORS, register_generator
 
 __all__ = [
     "GENERATORS",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from openvlthinker.data.synthetic.examples import GENERATORS
 from openvlthinker.data.synthetic.generate import contact_sheet, generate_dataset
-from openvlthinker.data.synthetic.tasks import GENERATORS
 
 
 def main(argv: list[str] | None = None) -> None:

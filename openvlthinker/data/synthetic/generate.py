@@ -10,8 +10,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from openvlthinker.data.synthetic.examples import GENERATORS
 from openvlthinker.data.synthetic.render import render_scene
-from openvlthinker.data.synthetic.tasks import GENERATORS
 
 logger = logging.getLogger(__name__)
 
