@@ -112,7 +112,7 @@ def main() -> int:
         "the length trapezoid is inside reward, the band's backward inside update)"
     )
     default_steps = default.trainer.total_steps
-    freq = default.trainer.val_freq
+    freq = default.trainer.test_freq
     val_runs = (default_steps // freq if freq else 0) + int(default.trainer.val_before_train)
     projected = setup + default_steps * step + val_runs * val_time
     print(

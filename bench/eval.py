@@ -5,7 +5,7 @@
 One process, one model (the tiny config's), the same validation sets and settings (greedy,
 the config's max_new_tokens, ``eval.batch_size = rollout.val_batch_size``, ``eval.max_records
 = data.max_val_records``): the baseline is ``Trainer.validate`` (what a training run does
-every ``val_freq`` steps), measured in the same run. Eval is timed twice: end to end (plan,
+every ``test_freq`` steps), measured in the same run. Eval is timed twice: end to end (plan,
 weights hash, model load, generation, scoring, samples and tables written) and its
 generation + scoring alone (the ``seconds`` results.json records per set). A warm-up pass
 of each runs first.

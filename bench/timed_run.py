@@ -8,10 +8,10 @@ def timed_run_overrides(out_dir: str) -> list[str]:
     JSONL (the benchmarks read their timings from the returned history)."""
     return [
         f"trainer.out_dir={out_dir}",
-        "trainer.val_freq=0",
+        "trainer.test_freq=0",
         "trainer.val_before_train=false",
         "trainer.save_freq=0",
-        "trainer.resume=disable",
+        "trainer.resume_mode=disable",
         "trainer.logger=[jsonl]",
         "trainer.progress_bar=false",
         "trainer.plot=false",

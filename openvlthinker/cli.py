@@ -142,10 +142,12 @@ def _run(cfg, args: argparse.Namespace) -> int:
         latest = latest_checkpoint(cfg.trainer.out_dir)
         if latest is None:
             where = "no checkpoint was written yet (trainer.save_freq)"
-        elif cfg.trainer.resume == "auto":
+        elif cfg.trainer.resume_mode == "auto":
             where = f"the last checkpoint is {latest}; the same command resumes from it"
         else:
-            where = f"the last checkpoint is {latest}; add trainer.resume=auto to resume from it"
+            where = (
+                f"the last checkpoint is {latest}; add trainer.resume_mode=auto to resume from it"
+            )
         sys.stderr.write(f"openvlthinker: interrupted at step {step}; {where}\n")
         return INTERRUPTED
     return 0

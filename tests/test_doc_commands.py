@@ -38,7 +38,7 @@ GPU_ONLY, RUN_BY_CI = "gpu only", "run by ci"
 TESTED_IN = re.compile(r"tested in (tests/\S+\.py)")
 #: The smoke form of a training command, as docs/engine.md states it.
 SMOKE = (
-    "trainer.total_steps=2 trainer.val_freq=2 trainer.save_freq=2 data.max_val_records=1 "
+    "trainer.total_steps=2 trainer.test_freq=2 trainer.save_freq=2 data.max_val_records=1 "
     "rollout.max_new_tokens=8 trainer.progress_bar=false"
 )
 INSTALL_OR_TEST = re.compile(r"^(\S+/)?(pip3?|pytest)\b|^python3?(\.\d+)? -m (pip|venv|pytest)\b")

@@ -3,11 +3,14 @@
 Layout: ``<out_dir>/checkpoints/global_step_<N>/`` holding ``model/`` (``save_pretrained``
 of model and processor: loadable with ``model.path=...``) and ``trainer_state.pt``. A
 checkpoint is written to a temporary folder and renamed, so a killed run never leaves a
-half-written ``global_step_<N>``.
+half-written ``global_step_<N>``. With ``trainer.save_best`` each checkpoint comes with its
+``val/score`` and ``checkpoints/best_checkpoint.json`` names the best one so far (step, score,
+folder), which rotation never removes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import random
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^global_step_(\d+)$")
+BEST_FILE = "best_checkpoint.json"
 
 
 def rng_state() -> dict[str, Any]:
@@ -96,10 +100,13 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     keep: int = 0,
     files: Mapping[str, str] | None = None,
+    best_score: float | None = None,
 ) -> Path:
     """Write ``global_step_<step>`` atomically; drop the oldest beyond ``keep`` (0 = keep all).
 
-    ``files``: name -> text of plain files kept with the checkpoint (e.g. calibration.json)."""
+    ``files``: name -> text of plain files kept with the checkpoint (e.g. calibration.json).
+    ``best_score``: this checkpoint's val/score; when it beats the recorded best, this
+    checkpoint becomes the best (:func:`record_best`); the best is never rotated out."""
     root = checkpoint_root(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"global_step_{step}"
@@ -114,11 +121,55 @@ def save_checkpoint(
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
-    if keep > 0:
-        for _, old in list_checkpoints(out_dir)[:-keep]:
-            shutil.rmtree(old)
+    if best_score is not None:
+        record_best(out_dir, step, best_score)
+    rotate(out_dir, keep)
     logger.info("saved checkpoint %s", final)
     return final
+
+
+def best_checkpoint(out_dir: str | Path) -> dict[str, Any] | None:
+    """``{"step", "score", "metric", "path"}`` of the best checkpoint, or None when none is
+    recorded or its folder is gone."""
+    path = checkpoint_root(out_dir) / BEST_FILE
+    if not path.is_file():
+        return None
+    best = json.loads(path.read_text(encoding="utf-8"))
+    return best if (checkpoint_root(out_dir) / best["path"]).is_dir() else None
+
+
+def record_best(out_dir: str | Path, step: int, score: float) -> bool:
+    """Name ``global_step_<step>`` the best checkpoint when ``score`` beats the recorded best
+    (a tie keeps the earlier one). A record from a later or equal step belongs to a run this
+    one replaces (a fresh start in the same folder): it is overwritten. True when recorded."""
+    from openvlthinker.tasks.validation import BEST_CHECKPOINT_METRIC
+
+    best = best_checkpoint(out_dir)
+    if best is not None and best["step"] < step and not score > best["score"]:
+        return False
+    record = {
+        "step": step,
+        "score": float(score),
+        "metric": BEST_CHECKPOINT_METRIC,
+        "path": f"global_step_{step}",
+    }
+    path = checkpoint_root(out_dir) / BEST_FILE
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    logger.info("best checkpoint: step %d (%s=%.4g)", step, BEST_CHECKPOINT_METRIC, score)
+    return True
+
+
+def rotate(out_dir: str | Path, keep: int) -> list[Path]:
+    """Remove the oldest checkpoints beyond the ``keep`` newest (0 = keep all), never the
+    best one (:func:`best_checkpoint`); returns the folders removed."""
+    if keep <= 0:
+        return []
+    best = best_checkpoint(out_dir)
+    spared = None if best is None else checkpoint_root(out_dir) / best["path"]
+    removed = [old for _, old in list_checkpoints(out_dir)[:-keep] if old != spared]
+    for old in removed:
+        shutil.rmtree(old)
+    return removed
 
 
 def load_trainer_state(folder: str | Path) -> dict[str, Any]:
@@ -126,14 +177,14 @@ def load_trainer_state(folder: str | Path) -> dict[str, Any]:
     Python values only, so a checkpoint from elsewhere cannot run code when it is loaded."""
     path = Path(folder) / "trainer_state.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"trainer.resume: {folder} holds no trainer_state.pt")
+        raise FileNotFoundError(f"trainer.resume_from_path: {folder} holds no trainer_state.pt")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # torch's message is a paragraph; the line naming the refused global is the useful one
         lines = [x for x in str(e).splitlines() if "GLOBAL" in x or "global" in x]
         raise ValueError(
-            f"trainer.resume: {path} holds objects other than tensors and plain Python values; "
+            f"trainer.resume_mode: {path} holds objects other than tensors and plain Python values; "
             "refused, since loading them could run code (a checkpoint written before "
             f"openvlthinker stored only those, or one that was tampered with): "
             f"{(lines or str(e).splitlines())[0].strip()}"

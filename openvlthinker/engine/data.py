@@ -58,7 +58,7 @@ class RecordSampler:
     def load_state_dict(self, state: dict[str, int]) -> None:
         if state["size"] != len(self.records):
             raise ValueError(
-                f"trainer.resume: the checkpoint saw {state['size']} training records, "
+                f"trainer.resume_mode: the checkpoint saw {state['size']} training records, "
                 f"the data now has {len(self.records)}; resume with the same data.tasks"
             )
         self.epoch, self.cursor = state["epoch"], state["cursor"]
@@ -90,8 +90,9 @@ def encode_records(
         if record.videos:
             raise ValueError(
                 f"record {record.id} ({record.source}) has videos: the single-process engine "
-                "encodes images only (the Qwen-VL video processors need torchvision); "
-                "train video tasks with the verl adapter or drop them with data.only_tasks"
+                "encodes images only (the Qwen-VL video processors need torchvision), and the "
+                "verl plugin does not export video records either; leave the task out with "
+                "data.only_tasks"
             )
         loaded = [
             load_image(img, min_pixels=min_pixels, max_pixels=max_pixels, factor=factor)

@@ -104,4 +104,4 @@ def kl_penalty(log_probs: torch.Tensor, ref_log_probs: torch.Tensor, kind: str) 
     if kind == "low_var_kl":
         neg = (ref_log_probs - log_probs).clamp(-20.0, 20.0)
         return (torch.exp(neg) - neg - 1.0).clamp(-10.0, 10.0)
-    raise ValueError(f"algorithm.kl_penalty {kind!r} is unknown; known: {', '.join(KL_PENALTIES)}")
+    raise ValueError(f"actor.kl_loss_type {kind!r} is unknown; known: {', '.join(KL_PENALTIES)}")

@@ -7,11 +7,10 @@ a real checkpoint takes (``model.path=/path/to/Qwen3-VL-8B-Instruct``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,8 @@ from transformers import (
     Qwen2VLProcessor,
     Qwen3VLProcessor,
 )
+
+from openvlthinker.engine.config.tiny import TINY_ARCHITECTURES, TinySpec
 
 logger = logging.getLogger(__name__)
 
@@ -89,32 +90,9 @@ _ARCH: dict[str, dict[str, Any]] = {
 
 
 def known_architectures() -> tuple[str, ...]:
-    """Model types the tiny builder and the processor fallback know."""
-    return tuple(_ARCH)
-
-
-@dataclass(frozen=True)
-class TinySpec:
-    """Sizes of a random-init Qwen-VL built from a config (defaults: about 0.1M parameters)."""
-
-    architecture: str = "qwen3_vl"
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 128
-    vision_depth: int = 2
-    vision_hidden_size: int = 32
-    vision_heads: int = 2
-    tokenizer_vocab_size: int = 400
-    vocab_size: int = 0
-    tokenizer: str = "tiny"
-    seed: int = 0
-
-    def key(self) -> str:
-        """A short hash naming this spec's cache folder."""
-        blob = json.dumps(self.__dict__, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+    """Model types the tiny builder and the processor fallback know (the keys of ``_ARCH``;
+    listed in engine/config/tiny.py so that the config checks them without transformers)."""
+    return TINY_ARCHITECTURES
 
 
 def _processor_class(base: type) -> type:
@@ -284,15 +262,13 @@ def ensure_tiny_checkpoint(spec: TinySpec, cache_dir: str | os.PathLike) -> Path
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     logger.info("building tiny %s under %s", spec.architecture, folder)
-    if spec.tokenizer != "tiny":
-        raise ValueError(f"model.tiny.tokenizer {spec.tokenizer!r} is unknown; known: tiny")
     tokenizer = build_tiny_tokenizer(spec.tokenizer_vocab_size)
     model = build_tiny_model(spec, tokenizer)
     processor = build_tiny_processor(spec.architecture, tokenizer)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    (folder / "COMPLETE").write_text(json.dumps(spec.__dict__, sort_keys=True))
+    (folder / "COMPLETE").write_text(json.dumps(asdict(spec), sort_keys=True))
     return folder
 
 
@@ -324,17 +300,23 @@ def load_processor(
 
 
 def load_policy(
-    path: str | os.PathLike, dtype: torch.dtype, device: torch.device | str
+    path: str | os.PathLike,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    attn_implementation: str | None = None,
 ) -> PreTrainedModel:
     """Load a Qwen-VL checkpoint with ``AutoModelForImageTextToText.from_pretrained``.
 
     The checkpoint's generation defaults (top_k, repetition_penalty, ...) are dropped: HF
     ``generate`` would apply any left unset, and the sampled policy would no longer be
-    the one the log-probs score. Only the special-token ids are kept.
+    the one the log-probs score. Only the special-token ids are kept. ``attn_implementation``
+    (``model.attn_implementation``) picks the attention backend; None = transformers' default.
     """
     from transformers import GenerationConfig
 
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+    model = AutoModelForImageTextToText.from_pretrained(
+        path, dtype=dtype, attn_implementation=attn_implementation
+    )
     old = model.generation_config
     model.generation_config = GenerationConfig(
         eos_token_id=old.eos_token_id, pad_token_id=old.pad_token_id, bos_token_id=old.bos_token_id

@@ -45,7 +45,7 @@ from openvlthinker.engine.plot import plot_history
 from openvlthinker.engine.rollout import Rollout, concat_rollouts, generate
 from openvlthinker.engine.tracking import Tracker, read_jsonl
 from openvlthinker.engine.validation import EvalSet, PolicyCalls, run_set
-from openvlthinker.rewards import RewardConfig, close_pools, score_batch, validate_problem_types
+from openvlthinker.rewards import close_pools, score_batch, validate_problem_types
 from openvlthinker.rewards.user import load_user_scorers
 from openvlthinker.shaping import entropy_band_surrogate
 from openvlthinker.step import (
@@ -59,6 +59,7 @@ from openvlthinker.step import (
     training_metrics,
 )
 from openvlthinker.tasks import compute_validation_metrics, load_tasks
+from openvlthinker.tasks.validation import BEST_CHECKPOINT_METRIC
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class Trainer:
         self.shuffle_gen = torch.Generator().manual_seed(cfg.trainer.seed + 1)
 
         # Rewards first: user scorers register their problem types before the task file loads.
-        self.reward_config = RewardConfig.from_dict(cfg.reward)
+        self.reward_config = cfg.reward
         load_user_scorers(self.reward_config)
         # 'auto' bounds are measured from the policy before step 1 (resolve_auto_bounds).
         self.registry = load_tasks(cfg.data.tasks, allow_auto=True)
@@ -181,7 +182,7 @@ class Trainer:
         )
         # With LoRA the reference is the policy with its adapters disabled (lora.reference).
         self.ref_policy = None
-        if cfg.algorithm.use_kl_loss and cfg.model.lora_rank == 0:
+        if cfg.actor.use_kl_loss and cfg.model.lora_rank == 0:
             self.ref_policy = copy.deepcopy(self.policy).eval().requires_grad_(False)
         vocab = self.policy.get_output_embeddings().weight.shape[0]
         self.suppress_ids = never_sampled_ids(self.tokenizer, vocab)
@@ -238,7 +239,7 @@ class Trainer:
         if m.lora_rank > 0:
             adapter = m.lora_adapter_path if path == self.model_path else path
             path = self.model_path
-        model = load_policy(path, self.dtype, self.device)
+        model = load_policy(path, self.dtype, self.device, m.attn_implementation)
         if m.freeze_vision_tower:
             lora.freeze_vision_tower(model)
         if m.gradient_checkpointing:
@@ -303,7 +304,7 @@ class Trainer:
     def collect(self) -> tuple[StepBatch, dict[str, float]]:
         """Rollout + reward, refilled by dynamic sampling until rollout_batch_size groups."""
         cfg, n = self.cfg, self.cfg.rollout.n
-        ds = cfg.algorithm.dynamic_sampling
+        ds = cfg.algorithm.filter_groups
         want = cfg.data.rollout_batch_size
         parts, records, scores, sizes, baselines = [], [], [], [], []
         # Estimators that take per-row baselines (ReMax) get the greedy response's reward.
@@ -420,7 +421,7 @@ class Trainer:
             scores = self._forward(self.policy, mb_rollout, with_grad=False)
             old.append(scores.log_probs)
             ent.append(self._token_entropy(scores))
-            if self.cfg.algorithm.use_kl_loss:
+            if self.cfg.actor.use_kl_loss:
                 ref_model = self.policy if self.ref_policy is None else self.ref_policy
                 with lora.reference(ref_model):
                     ref.append(self._forward(ref_model, mb_rollout, with_grad=False).log_probs)
@@ -461,16 +462,16 @@ class Trainer:
                         mask,
                         a.clip_ratio_low,
                         a.clip_ratio_high,
-                        a.clip_ratio_dual,
+                        a.clip_ratio_c,
                     )
                     loss = aggregate(pg.token_loss, mask, a.loss_agg_mode, denom)
                     stats["actor/pg_loss"].append(float(loss.detach()))
                     if batch.ref_log_probs is not None:
                         kl = kl_penalty(
-                            scores.log_probs, batch.ref_log_probs[micro], cfg.algorithm.kl_penalty
+                            scores.log_probs, batch.ref_log_probs[micro], a.kl_loss_type
                         )
                         kl_loss = aggregate(kl, mask, a.loss_agg_mode, denom)
-                        loss = loss + cfg.algorithm.kl_coef * kl_loss
+                        loss = loss + a.kl_loss_coef * kl_loss
                         stats["actor/kl_loss"].append(float(kl_loss.detach()))
                     if band_on:
                         t0 = time.perf_counter()
@@ -652,7 +653,8 @@ class Trainer:
             "config": to_dict(self.cfg),
         }
 
-    def save(self) -> Path:
+    def save(self, score: float | None = None) -> Path:
+        """Checkpoint this step; ``score`` (its val/score) ranks it when trainer.save_best."""
         return ckpt.save_checkpoint(
             self.out_dir,
             self.step,
@@ -661,14 +663,20 @@ class Trainer:
             self.state_dict(),
             keep=self.cfg.trainer.save_limit,
             files={CALIBRATION_FILE: self.calibration.to_json()} if self.calibration else None,
+            best_score=score if self.cfg.trainer.save_best else None,
         )
 
     def resume(self) -> bool:
-        """Load ``trainer.resume`` (auto = latest in out_dir); True when a checkpoint was loaded."""
-        mode = self.cfg.trainer.resume
+        """Load per ``trainer.resume_mode`` (auto = latest in out_dir, resume_path =
+        ``trainer.resume_from_path``); True when a checkpoint was loaded."""
+        mode = self.cfg.trainer.resume_mode
         if mode == "disable":
             return False
-        folder = ckpt.latest_checkpoint(self.out_dir) if mode == "auto" else Path(mode)
+        folder = (
+            ckpt.latest_checkpoint(self.out_dir)
+            if mode == "auto"
+            else Path(self.cfg.trainer.resume_from_path).expanduser()
+        )
         if folder is None:
             return False
         try:
@@ -678,11 +686,11 @@ class Trainer:
         conflicts = resume_conflicts(state["config"], self.cfg)
         if conflicts:
             raise ConfigError(
-                f"trainer.resume={mode}: {folder} was trained with another config "
+                f"trainer.resume_mode={mode}: {folder} was trained with another config "
                 f"({'; '.join(conflicts)}); a resumed run may change only how long it runs and "
                 "what it logs (see docs/engine.md, Resume). For a new run give it a name, "
                 "trainer.experiment_name=<name> (its folder is outputs/<name>), or start over "
-                f"here with trainer.resume=disable"
+                f"here with trainer.resume_mode=disable"
             )
         try:
             self.sampler.load_state_dict(state["sampler"])
@@ -760,12 +768,12 @@ class Trainer:
                     metrics = self.train_step()
                     self.step += 1
                     last = self.step == t.total_steps
-                    if t.val_freq > 0 and (self.step % t.val_freq == 0 or last):
+                    if t.test_freq > 0 and (self.step % t.test_freq == 0 or last):
                         metrics.update(self.validate())
                     self.tracker.log(metrics, step=self.step)
                     self._history.append({"step": self.step, **self.tracker.last})
                     if t.save_freq > 0 and (self.step % t.save_freq == 0 or last):
-                        self.save()
+                        self.save(metrics.get(BEST_CHECKPOINT_METRIC))
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(

@@ -40,7 +40,9 @@ class EvalPolicy:
         self.tokenizer = self.processor.tokenizer
         ip = self.processor.image_processor
         self.image_factor = int(ip.patch_size * ip.merge_size)
-        self.policy = load_policy(str(model_path), self.dtype, self.device).eval()
+        self.policy = load_policy(
+            str(model_path), self.dtype, self.device, cfg.model.attn_implementation
+        ).eval()
         vocab = self.policy.get_output_embeddings().weight.shape[0]
         self.suppress_ids = never_sampled_ids(self.tokenizer, vocab)
         eos = self.policy.generation_config.eos_token_id

@@ -99,7 +99,7 @@ def plan_eval(
 ) -> EvalPlan:
     """Check the input and load the sets; raises :class:`EvalInputError` (one line)."""
     from openvlthinker.data import RecordError, load_task_data
-    from openvlthinker.rewards import RewardConfig, validate_problem_types
+    from openvlthinker.rewards import validate_problem_types
     from openvlthinker.rewards.user import load_user_scorers
     from openvlthinker.tasks import TaskFileError, load_tasks
 
@@ -115,7 +115,7 @@ def plan_eval(
         if names.count(c.name) > 1:  # two runs' global_step_N: tell them apart by path
             digest = hashlib.sha256(str(c.path.resolve()).encode()).hexdigest()[:6]
             resolved[i] = Checkpoint(f"{c.name}-{digest}", c.path, c.model_path, c.kind, "")
-    reward_config = RewardConfig.from_dict(cfg.reward)
+    reward_config = cfg.reward
     load_user_scorers(reward_config)
     try:
         registry = load_tasks(cfg.data.tasks)

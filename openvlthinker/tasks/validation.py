@@ -10,7 +10,7 @@ when given, plus the macro average over tasks. Names are stable (see docs/data.m
     val/<set>/<metric>                  the same over one validation set, e.g. val/mathvista/reward,
     val/<set>/<problem_type>/<metric>   plus the set's benchmark metric, e.g. val/docvqa/anls
     val/macro/<metric>                  unweighted mean of val/<task>/<metric> over tasks
-    val/score                           val/macro/<select_metric>: picks the best checkpoint
+    val/score                           val/macro/<select_metric>: trainer.save_best keeps the best checkpoint by it
 """
 
 from __future__ import annotations

@@ -157,7 +157,9 @@ def test_auto_calibrates_before_step_1_trains_like_the_calibrated_file_and_resum
         raise AssertionError("a resumed run must not re-measure the policy")
 
     monkeypatch.setattr(calibrate_module, "measure", no_measuring)
-    resumed = Trainer(engine_config(*common, "trainer.resume=auto", out="killed", tasks=TWO_TASKS))
+    resumed = Trainer(
+        engine_config(*common, "trainer.resume_mode=auto", out="killed", tasks=TWO_TASKS)
+    )
     rows = resumed.fit()
     assert resumed.step == 2
     assert resumed.registry["alpha"] == straight.registry["alpha"]

@@ -27,7 +27,7 @@ def test_train_command_validates_checkpoints_logs_and_plots(tmp_path, tiny_cache
             f"trainer.out_dir={out}",
             f"model.cache_dir={tiny_cache}",
             "trainer.total_steps=2",
-            "trainer.val_freq=2",
+            "trainer.test_freq=2",
             "trainer.save_freq=2",
             "data.max_val_records=1",
             "rollout.max_new_tokens=8",
@@ -77,7 +77,7 @@ def test_a_bad_task_file_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
 
 SMOKE = (
     "trainer.total_steps=2",
-    "trainer.val_freq=2",
+    "trainer.test_freq=2",
     "trainer.save_freq=2",
     "data.max_val_records=1",
     "rollout.max_new_tokens=8",
@@ -209,7 +209,7 @@ def test_ctrl_c_names_the_last_checkpoint_and_exits_130(tmp_path, tiny_cache, ca
             "trainer.total_steps=3",
             "trainer.save_freq=1",
             "trainer.val_before_train=false",
-            "trainer.val_freq=0",
+            "trainer.test_freq=0",
             "trainer.logger=[jsonl]",
             "trainer.plot=false",
             "trainer.progress_bar=false",

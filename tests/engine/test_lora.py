@@ -77,7 +77,7 @@ def test_default_targets_are_the_language_models_linear_layers(engine_config, ti
 
 
 def test_lora_trains_adapters_only_and_the_reference_is_the_base_model(engine_config, caplog):
-    cfg = engine_config(*LORA, "algorithm.use_kl_loss=true", "trainer.total_steps=2")
+    cfg = engine_config(*LORA, "actor.use_kl_loss=true", "trainer.total_steps=2")
     with caplog.at_level(logging.INFO, logger="openvlthinker.engine.trainer"):
         trainer = Trainer(cfg)
     trainable, total = lora.parameter_counts(trainer.policy)
@@ -177,12 +177,12 @@ def test_merged_model_reproduces_the_adapted_policy_and_loads_as_model_path(
 
 @pytest.mark.slow
 def test_lora_kill_and_resume_continues_exactly(engine_config, tmp_path):
-    common = (*LORA, "trainer.total_steps=3", "trainer.save_freq=1", "algorithm.use_kl_loss=true")
+    common = (*LORA, "trainer.total_steps=3", "trainer.save_freq=1", "actor.use_kl_loss=true")
     straight = Trainer(engine_config(*common, out="straight"))
     history = straight.fit()
 
     fit_until_killed(Trainer(engine_config(*common, out="killed")), step=2)
-    resumed = Trainer(engine_config(*common, "trainer.resume=auto", out="killed"))
+    resumed = Trainer(engine_config(*common, "trainer.resume_mode=auto", out="killed"))
     again = resumed.fit()
     assert resumed.step == 3
     for a, b in zip(history, again):

@@ -91,7 +91,7 @@ def test_kl_estimators():
     assert_close(kl_penalty(lp, ref, "kl"), torch.tensor([0.5, 0.0]))
     assert_close(kl_penalty(lp, ref, "mse"), torch.tensor([0.125, 0.0]))
     assert_close(kl_penalty(lp, ref, "low_var_kl"), torch.tensor([math.exp(-0.5) + 0.5 - 1, 0.0]))
-    with pytest.raises(ValueError, match=r"algorithm.kl_penalty 'k9' is unknown"):
+    with pytest.raises(ValueError, match=r"actor.kl_loss_type 'k9' is unknown"):
         kl_penalty(lp, ref, "k9")
     with pytest.raises(ValueError, match=r"actor.loss_agg_mode 'mean' is unknown"):
         aggregation_denominator(torch.ones(1, 1), "mean")

@@ -81,3 +81,11 @@ def test_load_policy_drops_checkpoint_sampling_defaults(tiny_cache):
     assert loaded.generation_config.top_k == fresh.top_k
     assert loaded.generation_config.do_sample == fresh.do_sample
     assert loaded.generation_config.eos_token_id == model.generation_config.eos_token_id
+
+
+def test_attn_implementation_reaches_from_pretrained(tiny_cache):
+    from openvlthinker.engine.modeling import load_policy
+
+    path = ensure_tiny_checkpoint(TinySpec(), tiny_cache)
+    assert load_policy(path, torch.float32, "cpu", "eager").config._attn_implementation == "eager"
+    assert load_policy(path, torch.float32, "cpu").config._attn_implementation == "sdpa"

@@ -17,7 +17,7 @@ from openvlthinker.engine.config import ConfigError, resume_conflicts, to_dict
 from openvlthinker.engine.trainer import Trainer
 from tests.engine.conftest import fit_until_killed
 
-SAVED = ("trainer.total_steps=2", "trainer.save_freq=2", "trainer.resume=auto")
+SAVED = ("trainer.total_steps=2", "trainer.save_freq=2", "trainer.resume_mode=auto")
 
 
 def _steps(path) -> list[int]:
@@ -41,7 +41,7 @@ def finished(tmp_path_factory, tiny_cache):
             "trainer.logger=[jsonl]",
             "trainer.progress_bar=false",
             "trainer.plot=false",
-            "trainer.val_freq=0",
+            "trainer.test_freq=0",
             "trainer.val_before_train=false",
             "data.rollout_batch_size=2",
             "rollout.n=2",
@@ -64,9 +64,9 @@ def test_a_resumed_run_with_another_estimator_is_refused_naming_the_keys(finishe
     with pytest.raises(ConfigError) as info:
         trainer.fit()
     message = str(info.value)
-    assert message.startswith(f"trainer.resume=auto: {out / 'checkpoints/global_step_2'} ")
+    assert message.startswith(f"trainer.resume_mode=auto: {out / 'checkpoints/global_step_2'} ")
     assert "actor.lr: 0.001 -> 0.01; algorithm.adv_estimator: 'gs_grpo' -> 'grpo'" in message
-    assert "trainer.experiment_name=<name>" in message and "trainer.resume=disable" in message
+    assert "trainer.experiment_name=<name>" in message and "trainer.resume_mode=disable" in message
     assert (out / "metrics.jsonl").read_text() == before
     assert trainer.step == 0  # nothing was loaded
 
@@ -90,14 +90,14 @@ def test_run_length_keys_may_change_and_everything_else_is_compared():
 
     saved = to_dict(TrainConfig())
     cfg = TrainConfig()
-    cfg.trainer.total_steps, cfg.trainer.val_freq, cfg.trainer.logger = 50, 5, ["jsonl"]
+    cfg.trainer.total_steps, cfg.trainer.test_freq, cfg.trainer.logger = 50, 5, ["jsonl"]
     cfg.trainer.num_threads, cfg.trainer.experiment_name = 1, "other"
     assert resume_conflicts(saved, cfg) == []
-    cfg.rollout.n, cfg.reward = 8, {"workers": 0}
-    assert resume_conflicts(saved, cfg) == ["reward.workers: None -> 0", "rollout.n: 4 -> 8"]
+    cfg.rollout.n, cfg.reward.workers = 8, 2
+    assert resume_conflicts(saved, cfg) == ["reward.workers: 0 -> 2", "rollout.n: 4 -> 8"]
     # A key the checkpoint lacks (written before it existed) counts as its default.
     del saved["actor"]["warmup_steps"]
-    assert resume_conflicts(saved, cfg) == ["reward.workers: None -> 0", "rollout.n: 4 -> 8"]
+    assert resume_conflicts(saved, cfg) == ["reward.workers: 0 -> 2", "rollout.n: 4 -> 8"]
 
 
 def test_resume_logs_each_step_once(engine_config, tmp_path):
@@ -106,7 +106,7 @@ def test_resume_logs_each_step_once(engine_config, tmp_path):
     fit_until_killed(Trainer(engine_config(*common, out="run")), step=3)
     assert _steps(tmp_path / "run/metrics.jsonl") == [1, 2, 3]
     # Step 3 was logged after the last checkpoint (step 2): the resumed run logs it again.
-    Trainer(engine_config(*common, "trainer.resume=auto", out="run")).fit()
+    Trainer(engine_config(*common, "trainer.resume_mode=auto", out="run")).fit()
     assert _steps(tmp_path / "run/metrics.jsonl") == [1, 2, 3, 4]
     # A fresh start in the same folder does not append to the old run's rows.
     Trainer(engine_config(*common, "trainer.total_steps=1", out="run")).fit()

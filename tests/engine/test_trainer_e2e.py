@@ -59,7 +59,7 @@ def test_seeded_runs_are_identical_and_kill_resume_continues_exactly(engine_conf
     assert all(r["debug/log_prob_gap"] < 1e-4 for r in history)
 
     fit_until_killed(Trainer(engine_config(*common, out="killed")), step=2)
-    resumed = Trainer(engine_config(*common, "trainer.resume=auto", out="killed"))
+    resumed = Trainer(engine_config(*common, "trainer.resume_mode=auto", out="killed"))
     again = resumed.fit()
     assert resumed.step == 3
     rows = [json.loads(x) for x in (tmp_path / "killed/metrics.jsonl").read_text().splitlines()]
@@ -72,7 +72,7 @@ def test_seeded_runs_are_identical_and_kill_resume_continues_exactly(engine_conf
 
 
 def test_entropy_band_gradient_zero_inside_and_pushes_outside(engine_config):
-    cfg = engine_config("actor.lr=0.02", "actor.clip_ratio_dual=null")
+    cfg = engine_config("actor.lr=0.02", "actor.clip_ratio_c=null")
     trainer = Trainer(cfg)
     batch, _ = trainer.collect()
     trainer.advantage(batch)
@@ -107,8 +107,8 @@ def test_dynamic_sampling_drops_constant_groups_and_refills(engine_config):
     # "zero": a numerical answer a random model never gives, so its groups are all-0 and
     # carry no signal; "alpha": dense 1 - CER rewards that vary inside every group.
     cfg = engine_config(
-        "algorithm.dynamic_sampling.enable=true",
-        "algorithm.dynamic_sampling.max_num_gen_batches=6",
+        "algorithm.filter_groups.enable=true",
+        "algorithm.filter_groups.max_num_gen_batches=6",
         "data.rollout_batch_size=2",
         tasks={"zero": ("numerical", "123456"), "alpha": ("ocr", "the the the the")},
     )
@@ -122,7 +122,7 @@ def test_dynamic_sampling_drops_constant_groups_and_refills(engine_config):
 
     only_zero = Trainer(
         engine_config(
-            "algorithm.dynamic_sampling.enable=true",
+            "algorithm.filter_groups.enable=true",
             "data.only_tasks=[zero]",
             tasks={"zero": ("numerical", "123456"), "alpha": ("ocr", "the")},
         )
@@ -145,8 +145,8 @@ def test_older_families_train_a_step_with_matching_log_probs(engine_config, arch
 
 def test_kl_loss_starts_at_zero_and_composes_with_the_band(engine_config):
     cfg = engine_config(
-        "algorithm.use_kl_loss=true",
-        "algorithm.kl_coef=0.5",
+        "actor.use_kl_loss=true",
+        "actor.kl_loss_coef=0.5",
         "actor.micro_batch_size=3",
         "actor.lr=0.05",
     )
@@ -186,7 +186,7 @@ def test_micro_batch_split_does_not_change_the_update(engine_config, mode):
             engine_config(
                 f"actor.micro_batch_size={micro}",
                 f"actor.loss_agg_mode={mode}",
-                "algorithm.use_kl_loss=true",
+                "actor.use_kl_loss=true",
                 "actor.lr=0.01",
                 out=f"micro{micro}",
             )
@@ -268,7 +268,7 @@ def test_only_tasks_selects_records_by_their_own_task(engine_config, tmp_path):
 
 
 def test_val_before_train_runs_without_periodic_validation(engine_config):
-    # trainer.val_freq=0 (the fixture's) turns off periodic validation only, as in verl
+    # trainer.test_freq=0 (the fixture's) turns off periodic validation only, as in verl
     history = Trainer(engine_config("trainer.total_steps=1", "trainer.val_before_train=true")).fit()
     assert [r["step"] for r in history] == [0, 1]
     assert "val/alpha/reward" in history[0]

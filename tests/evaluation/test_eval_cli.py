@@ -194,7 +194,7 @@ def test_eval_of_a_checkpoint_written_by_a_two_step_run(setup, tmp_path):
         f"trainer.out_dir={run}",
         "trainer.total_steps=2",
         "trainer.save_freq=2",
-        "trainer.val_freq=0",
+        "trainer.test_freq=0",
         "trainer.logger=[jsonl]",
         "trainer.plot=false",
         "data.rollout_batch_size=2",
