@@ -47,6 +47,7 @@ from openvlthinker.engine.rollout import Rollout, concat_rollouts, generate
 from openvlthinker.engine.tracking import Tracker, read_jsonl
 from openvlthinker.engine.validation import EvalSet, PolicyCalls, run_set
 from openvlthinker.rewards import RewardConfig, close_pools, score_batch, validate_problem_types
+from openvlthinker.rewards.config import RESULT_KEYS
 from openvlthinker.rewards.user import load_user_scorers
 from openvlthinker.shaping import (
     entropy_band_direction,
@@ -59,7 +60,6 @@ from openvlthinker.tasks import compute_validation_metrics, load_tasks
 logger = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-REWARD_COMPONENTS = ("overall", "correctness", "format", "structure", "length", "acc")
 
 
 def default_num_threads(cores: int | None = None, load: float | None = None) -> int:
@@ -600,7 +600,7 @@ class Trainer:
             "entropy": (batch.token_entropy.to(torch.float64).cpu() * mask).sum(-1),
             "advantage_mean": batch.advantages.to(torch.float64).cpu(),
         }
-        for name in REWARD_COMPONENTS:
+        for name in RESULT_KEYS:
             values["reward" if name == "overall" else name] = torch.tensor(
                 [float(s[name]) for s in batch.scores], dtype=torch.float64
             )

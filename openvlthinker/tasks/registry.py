@@ -25,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 ADVANTAGE_KEYS = ("task", "problem_type")
 ON_ERROR = ("fail", "skip")
-REWARD_COMPONENTS = ("correctness", "format", "structure")
-DEFAULT_REWARD_WEIGHTS = {"correctness": 0.9, "format": 0.1, "structure": 1.0}
 DEFAULT_ENTROPY_BAND = (0.2, 0.6, 0.02)
 #: A task's declared response-length intent; the calibration rule shifts the envelope by it
 #: (method.md section 7).
@@ -36,7 +34,8 @@ DEFAULT_LENGTH_INTENT = "medium"
 AUTO = "auto"
 #: Bounds that may be ``auto``, as :meth:`TaskRegistry.auto_fields` names them.
 AUTO_FIELDS = ("length_envelope", "h_min", "h_max")
-#: Why a trainer refuses ``reward.weights``: every task's weights come from its task file.
+#: Why a trainer refuses ``reward.weights``: engine/config.py's copy of
+#: ``rewards.config.WEIGHTS_FROM_TASKS`` until it imports that one (issue 13 merge).
 WEIGHTS_FROM_TASKS = (
     "the weights come from the task file's reward_weights and length_weight, set them there"
 )
@@ -430,16 +429,23 @@ def _calibrated(spec: TaskSpec, values: Mapping[str, Any], source: Path) -> Task
 
 
 def _weights(value: Any, where: str) -> dict[str, float]:
+    """The task's weights: the released defaults with ``reward_weights`` over them."""
+    # deferred: the rewards package is heavy, and loading a task file imports it anyway
+    from openvlthinker.rewards.config import DEFAULT_WEIGHTS, TASK_WEIGHTED_COMPONENTS
+
     if not isinstance(value, dict):
         raise TaskFileError(f"{where}: must be a mapping component -> weight, got {value!r}")
     if "length" in value:
         raise TaskFileError(f"{where}: 'length' is set by the task's length_weight, not here")
-    unknown = set(value) - set(REWARD_COMPONENTS)
+    unknown = set(value) - set(TASK_WEIGHTED_COMPONENTS)
     if unknown:
         raise TaskFileError(
-            f"{where}: unknown reward component(s) {sorted(unknown)}; known: {list(REWARD_COMPONENTS)}"
+            f"{where}: unknown reward component(s) {sorted(unknown)}; "
+            f"known: {list(TASK_WEIGHTED_COMPONENTS)}"
         )
-    return {k: _number(v, f"{where}.{k}") for k, v in value.items()}
+    weights = {k: float(DEFAULT_WEIGHTS[k]) for k in TASK_WEIGHTED_COMPONENTS}
+    weights.update({k: _number(v, f"{where}.{k}") for k, v in value.items()})
+    return weights
 
 
 def _raw_scorer_options(
@@ -654,8 +660,7 @@ def _task(
         raise TaskFileError(
             f"{_where(path, key, 'length_intent')}: {intent!r} is unknown; known: {list(LENGTH_INTENTS)}"
         )
-    weights = dict(DEFAULT_REWARD_WEIGHTS)
-    weights.update(_weights(merged.get("reward_weights", {}), _where(path, key, "reward_weights")))
+    weights = _weights(merged.get("reward_weights", {}), _where(path, key, "reward_weights"))
     weights["length"] = length_weight
     options = _scorer_options(
         defaults.get("scorer_options"), body.get("scorer_options"), tuple(types), path, key

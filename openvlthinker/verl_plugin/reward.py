@@ -23,10 +23,13 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
+from openvlthinker.rewards.config import RESULT_KEYS
+
 logger = logging.getLogger(__name__)
 
-#: Keys of ``reward_extra_info``; all floats so verl can average them.
-EXTRA_KEYS = ("overall", "correctness", "format", "structure", "length", "acc", "reward_error")
+#: Keys of ``reward_extra_info``: a scored result's, then the error flag; all floats so
+#: verl can average them.
+EXTRA_KEYS = (*RESULT_KEYS, "reward_error")
 
 
 def decode_ground_truth(value: Any) -> Any:

@@ -256,7 +256,8 @@ def test_a_task_file_may_use_a_user_scorers_problem_type(engine_config, tmp_path
 def test_batch_metrics_match_a_per_task_loop():
     from types import SimpleNamespace
 
-    from openvlthinker.engine.trainer import REWARD_COMPONENTS, StepBatch
+    from openvlthinker.engine.trainer import StepBatch
+    from openvlthinker.rewards.config import RESULT_KEYS
 
     gen = torch.Generator().manual_seed(0)
     tasks = ["b", "a", "b", "b", "c", "a"]  # registry order a, b, c, d (d absent)
@@ -266,7 +267,7 @@ def test_batch_metrics_match_a_per_task_loop():
     )
     entropy = torch.rand(6, 4, generator=gen) + 100 * (1 - mask)  # masked values must not count
     scores = [
-        {**{n: float(torch.rand(1, generator=gen)) for n in REWARD_COMPONENTS}, "error": e}
+        {**{n: float(torch.rand(1, generator=gen)) for n in RESULT_KEYS}, "error": e}
         for e in (None, "x", None, None, None, None)
     ]
     batch = StepBatch(
@@ -288,7 +289,7 @@ def test_batch_metrics_match_a_per_task_loop():
         name = {"overall": "reward"}
         out = {
             f"train/{prefix}{name.get(n, n)}": sum(scores[i][n] for i in rows) / len(rows)
-            for n in REWARD_COMPONENTS
+            for n in RESULT_KEYS
         }
         lengths = [float(mask[i].sum()) for i in rows]
         out[f"train/{prefix}response_length"] = sum(lengths) / len(rows)
