@@ -207,12 +207,12 @@ VERL_PHASES = (
 VERL_MODES = {
     "stock": [
         "algorithm.adv_estimator=grpo",
-        "openvlthinker.entropy_band=false",
+        "openvlthinker.entropy_band.enable=false",
         "reward.reward_manager.name=naive",
         f"reward.custom_reward_function.path={Path(__file__).resolve()}",
         "reward.custom_reward_function.name=verl_score",
     ],
-    "plugin": ["algorithm.adv_estimator=gs_grpo", "openvlthinker.entropy_band=true"],
+    "plugin": ["algorithm.adv_estimator=gs_grpo", "openvlthinker.entropy_band.enable=true"],
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
-from openvlthinker.advantage.registry import Batch, register_estimator
+from openvlthinker.advantage.registry import Batch, option_error, register_estimator
 from openvlthinker.advantage.segments import segment_count, segment_mean, segment_std
 
 STD_KINDS = ("unbiased", "population")
@@ -26,7 +26,7 @@ _VERL_VAR_EPS = 1e-8
 
 def _check(option: str, value: str, kinds: tuple[str, ...]) -> None:
     if value not in kinds:
-        raise ValueError(f"algorithm.{option} {value!r} is invalid; choose one of {list(kinds)}")
+        raise option_error(option, f"{value!r} is invalid; choose one of {list(kinds)}")
 
 
 def _lone(batch: Batch) -> torch.Tensor:
@@ -133,7 +133,7 @@ def reinforce_plus_plus(
     ``baseline="group"`` subtracts the group mean first: verl's ``reinforce_plus_plus_baseline``
     (a lone response keeps its reward there; ``singleton="zero"`` gives it 0)."""
     if baseline not in ("none", "group"):
-        raise ValueError(f"algorithm.baseline {baseline!r} is invalid; choose 'none' or 'group'")
+        raise option_error("baseline", f"{baseline!r} is invalid; choose 'none' or 'group'")
     _check("singleton", singleton, SINGLETON_KINDS)
     r = batch.rewards
     if baseline == "group":

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from openvlthinker.advantage.gaussian import gaussian_quantile_map, gaussian_quantile_map_on_grid
-from openvlthinker.advantage.registry import Batch, register_estimator
+from openvlthinker.advantage.registry import Batch, option_error, register_estimator
 from openvlthinker.advantage.segments import is_constant_within_segments
 
 STAGES = ("group", "task")
@@ -19,8 +19,8 @@ SNAP_DECIMALS = 9
 def _check_stages(stages: Sequence[str]) -> tuple[str, ...]:
     chosen = tuple(stages)
     if not chosen or any(s not in STAGES for s in chosen) or len(set(chosen)) != len(chosen):
-        raise ValueError(
-            f"algorithm.stages {list(chosen)!r} is invalid; choose a non-empty subset of {list(STAGES)}"
+        raise option_error(
+            "stages", f"{list(chosen)!r} is invalid; choose a non-empty subset of {list(STAGES)}"
         )
     return tuple(s for s in STAGES if s in chosen)
 

@@ -34,13 +34,23 @@ class Batch:
         unknown = sorted(set(overrides) - set(self.components))
         if unknown:
             raise ValueError(
-                f"algorithm.component_weights names {unknown}, not among the components "
-                f"{sorted(self.components)}"
+                f"estimator_options.component_weights names {unknown}, not among the "
+                f"components {sorted(self.components)} ({OPTIONS_WHERE})"
             )
         return {
             key: float(overrides[key]) if key in overrides else self.reward_weights.get(key, 1.0)
             for key in self.components
         }
+
+
+#: Where an estimator's options live in each engine's config; their errors name
+#: ``estimator_options.<option>`` and add this.
+OPTIONS_WHERE = "algorithm.estimator_options in the engine, openvlthinker.estimator_options on verl"
+
+
+def option_error(option: str, problem: str) -> ValueError:
+    """A bad estimator option, named by its key in both engines' configs."""
+    return ValueError(f"estimator_options.{option} {problem} ({OPTIONS_WHERE})")
 
 
 EstimatorFn = Callable[..., torch.Tensor]

@@ -62,11 +62,7 @@ class EvalPolicy:
                 max_pixels=cfg.model.max_pixels,
                 factor=self.image_factor,
                 max_prompt_length=cfg.data.max_prompt_length,
-                message_options={
-                    "think_tag": self.reward_config.think_tag,
-                    "answer_tag": self.reward_config.answer_tag,
-                    "coordinate_frame": self.reward_config.coordinate_frame,
-                },
+                message_options=self.reward_config.prompt_options,
             )
 
         @torch.no_grad()

@@ -81,9 +81,7 @@ def generation_settings(cfg: TrainConfig, reward_config: Any) -> dict[str, Any]:
         "max_pixels": cfg.model.max_pixels,
         "dtype": cfg.model.dtype,
         "seed": cfg.trainer.seed,
-        "think_tag": reward_config.think_tag,
-        "answer_tag": reward_config.answer_tag,
-        "coordinate_frame": reward_config.coordinate_frame,
+        **reward_config.prompt_options,
     }
 
 

@@ -9,7 +9,13 @@ a config's ``user_scorers`` are loaded once, at config load, by ``load_user_scor
 
 # Importing the scorer modules registers the built-in problem types.
 from openvlthinker.rewards import choice, grounding, numeric, symbolic, text, video  # noqa: F401
-from openvlthinker.rewards.config import COMPONENTS, RewardConfig
+from openvlthinker.rewards.config import (
+    DEFAULT_WEIGHTS,
+    RESULT_KEYS,
+    SCORED_COMPONENTS,
+    TASK_WEIGHTED_COMPONENTS,
+    RewardConfig,
+)
 from openvlthinker.rewards.pool import ScorerPool, close_pools, score_batch
 from openvlthinker.rewards.registry import (
     REWARD_FUNCTIONS,
@@ -22,8 +28,11 @@ from openvlthinker.rewards.score import score
 from openvlthinker.rewards.user import load_reward_function, load_user_scorers
 
 __all__ = [
-    "COMPONENTS",
+    "DEFAULT_WEIGHTS",
+    "RESULT_KEYS",
     "REWARD_FUNCTIONS",
+    "SCORED_COMPONENTS",
+    "TASK_WEIGHTED_COMPONENTS",
     "RewardConfig",
     "ScoreContext",
     "ScorerPool",

@@ -5,9 +5,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
-COMPONENTS: tuple[str, ...] = ("correctness", "format", "structure", "length")
+#: The components :func:`~openvlthinker.rewards.score` scores; ``overall`` is their weighted sum.
+SCORED_COMPONENTS: tuple[str, ...] = ("correctness", "format", "structure", "length")
+#: The components a task file's ``reward_weights`` weighs (``length`` is its ``length_weight``).
+TASK_WEIGHTED_COMPONENTS: tuple[str, ...] = ("correctness", "format", "structure")
+#: The float keys of a scored result (``error`` aside): what both engines log and read.
+RESULT_KEYS: tuple[str, ...] = ("overall", *SCORED_COMPONENTS, "acc")
+#: The released weighting (method.md section 4): a task file's ``reward_weights`` default, and
+#: the weights of a call to ``score`` that passes none.
+DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {"correctness": 0.9, "format": 0.1, "structure": 1.0, "length": 0.0}
+)
 COORDINATE_FRAMES: tuple[str, ...] = ("qwen_1000", "absolute")
 START_METHODS: tuple[str, ...] = ("fork", "forkserver", "spawn")
 
@@ -16,12 +27,12 @@ _NUMERIC_RULE = (
     "numerical answers follow MathVista's rule; a task file sets another per task "
     "(scorer_options: {numerical: {rule: relaxed, tolerance: 0.05}})"
 )
+#: Why neither engine reads ``reward.weights``: every task's weights come from its task file.
+WEIGHTS_FROM_TASKS = (
+    "the weights come from the task file's reward_weights and length_weight, set them there"
+)
 #: Keys that used to exist, with what replaced them.
 REMOVED: dict[str, str] = {"numeric_rel_tol": _NUMERIC_RULE, "numeric_abs_tol": _NUMERIC_RULE}
-
-
-def _default_weights() -> dict[str, float]:
-    return {"correctness": 0.9, "format": 0.1, "structure": 1.0, "length": 0.0}
 
 
 def _help(text: str) -> dict[str, str]:
@@ -42,13 +53,6 @@ class RewardConfig:
         metadata=_help(
             "No answer tag means correctness 0 (error 'no <answer> tag'). False scores the "
             "text after the think block (or the whole response) instead."
-        ),
-    )
-    weights: dict[str, float] = field(
-        default_factory=_default_weights,
-        metadata=_help(
-            "overall = sum of weight * component over correctness, format, structure, length "
-            "(released: 0.9 / 0.1 / 1.0 / 0.0). Per-call weights override single keys."
         ),
     )
     structure_bonus: float = field(
@@ -133,7 +137,6 @@ class RewardConfig:
             raise ValueError(
                 f"reward.think_tag and reward.answer_tag must differ, both are {self.think_tag!r}"
             )
-        self.weights = merge_weights(_default_weights(), self.weights, where="reward.weights")
         if self.coordinate_frame not in COORDINATE_FRAMES:
             raise ValueError(
                 f"reward.coordinate_frame: {self.coordinate_frame!r} is unknown; "
@@ -173,10 +176,24 @@ class RewardConfig:
                     f"reward.user_scorers.{key}: expected 'path/to/file.py:function', got {spec!r}"
                 )
 
+    @property
+    def prompt_options(self) -> dict[str, str]:
+        """The prompt settings that must agree with the scoring (tag names, box frame): the
+        keyword arguments of ``openvlthinker.data.prompts.build_messages`` both engines pass."""
+        return {
+            "think_tag": self.think_tag,
+            "answer_tag": self.answer_tag,
+            "coordinate_frame": self.coordinate_frame,
+        }
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> RewardConfig:
         """Build from a plain mapping (YAML/omegaconf); unknown keys are an error naming them."""
         values = dict(values or {})
+        if "weights" in values:
+            given = values["weights"]
+            shown = dict(given) if isinstance(given, Mapping) else given
+            raise ValueError(f"reward.weights={shown!r}: unused: {WEIGHTS_FROM_TASKS}")
         removed = sorted(set(values) & set(REMOVED))
         if removed:
             raise ValueError(f"reward.{removed[0]} was removed: {REMOVED[removed[0]]}")
@@ -195,8 +212,10 @@ def merge_weights(
     """``base`` with the keys of ``override`` replaced; each weight finite and >= 0."""
     merged = dict(base)
     for key, value in dict(override or {}).items():
-        if key not in COMPONENTS:
-            raise ValueError(f"{where}: unknown component {key!r}; known: {', '.join(COMPONENTS)}")
+        if key not in SCORED_COMPONENTS:
+            raise ValueError(
+                f"{where}: unknown component {key!r}; known: {', '.join(SCORED_COMPONENTS)}"
+            )
         try:
             number = float(value)
         except (TypeError, ValueError) as e:

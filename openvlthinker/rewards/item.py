@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from openvlthinker.problem_types import canonical_problem_type
-from openvlthinker.rewards.config import COMPONENTS, RewardConfig, merge_weights
+from openvlthinker.rewards.config import (
+    DEFAULT_WEIGHTS,
+    RESULT_KEYS,
+    SCORED_COMPONENTS,
+    RewardConfig,
+    merge_weights,
+)
 from openvlthinker.rewards.registry import (
     REWARD_FUNCTIONS,
     ScoreContext,
@@ -88,7 +94,7 @@ def default_config() -> RewardConfig:
 
 def error_result(error: str, **components: float) -> dict[str, Any]:
     """A result whose unlisted components are 0, with ``error`` set."""
-    result: dict[str, Any] = dict.fromkeys(("overall", *COMPONENTS), 0.0)
+    result: dict[str, Any] = dict.fromkeys(RESULT_KEYS, 0.0)
     result.update(components)
     result["acc"] = result["correctness"]
     result["error"] = error
@@ -119,7 +125,7 @@ def _score(item: Any, cfg: RewardConfig) -> dict[str, Any]:
     try:
         name = canonical_problem_type(str(item.get("problem_type")))
         scorer = REWARD_FUNCTIONS[name]
-        weights = merge_weights(cfg.weights, item.get("weights"), where="weights")
+        weights = merge_weights(DEFAULT_WEIGHTS, item.get("weights"), where="weights")
         length = _length(item.get("response_tokens"), item.get("length_envelope"))
         options_of_type = (item.get("scorer_options") or {}).get(name)
         type_options = scorer_options(name, options_of_type)
@@ -167,7 +173,7 @@ def _score(item: Any, cfg: RewardConfig) -> dict[str, Any]:
         "structure": structure,
         "length": length,
     }
-    overall = sum(weights[k] * components[k] for k in COMPONENTS)
+    overall = sum(weights[k] * components[k] for k in SCORED_COMPONENTS)
     if not math.isfinite(overall):
         return error_result("non-finite overall score")
     return {"overall": overall, **components, "acc": correctness, "error": error}

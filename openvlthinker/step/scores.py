@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from openvlthinker.rewards.config import COMPONENTS
+from openvlthinker.rewards.config import RESULT_KEYS
 
 #: Keys of a score row: the weighted total, each component, acc (= correctness), the error flag.
-SCORE_KEYS: tuple[str, ...] = ("overall", *COMPONENTS, "acc", "reward_error")
+SCORE_KEYS: tuple[str, ...] = (*RESULT_KEYS, "reward_error")
 
 
 def score_row(result: Mapping[str, Any]) -> dict[str, float]:

@@ -15,9 +15,7 @@ from openvlthinker.tasks.spec import (
     AUTO_FIELDS,
     DEFAULT_ENTROPY_BAND,
     DEFAULT_LENGTH_INTENT,
-    DEFAULT_REWARD_WEIGHTS,
     LENGTH_INTENTS,
-    REWARD_COMPONENTS,
     DataFile,
     TaskFileError,
     TaskSpec,
@@ -132,16 +130,23 @@ def calibrated_spec(spec: TaskSpec, values: Mapping[str, Any], source: Path) -> 
 
 
 def _weights(value: Any, where: str) -> dict[str, float]:
+    """The task's weights: the released defaults with ``reward_weights`` over them."""
+    # deferred: the rewards package is heavy, and loading a task file imports it anyway
+    from openvlthinker.rewards.config import DEFAULT_WEIGHTS, TASK_WEIGHTED_COMPONENTS
+
     if not isinstance(value, dict):
         raise TaskFileError(f"{where}: must be a mapping component -> weight, got {value!r}")
     if "length" in value:
         raise TaskFileError(f"{where}: 'length' is set by the task's length_weight, not here")
-    unknown = set(value) - set(REWARD_COMPONENTS)
+    unknown = set(value) - set(TASK_WEIGHTED_COMPONENTS)
     if unknown:
         raise TaskFileError(
-            f"{where}: unknown reward component(s) {sorted(unknown)}; known: {list(REWARD_COMPONENTS)}"
+            f"{where}: unknown reward component(s) {sorted(unknown)}; "
+            f"known: {list(TASK_WEIGHTED_COMPONENTS)}"
         )
-    return {k: _number(v, f"{where}.{k}") for k, v in value.items()}
+    weights = {k: float(DEFAULT_WEIGHTS[k]) for k in TASK_WEIGHTED_COMPONENTS}
+    weights.update({k: _number(v, f"{where}.{k}") for k, v in value.items()})
+    return weights
 
 
 def _raw_scorer_options(
@@ -356,10 +361,7 @@ def parse_task(
         raise TaskFileError(
             f"{key_path(path, key, 'length_intent')}: {intent!r} is unknown; known: {list(LENGTH_INTENTS)}"
         )
-    weights = dict(DEFAULT_REWARD_WEIGHTS)
-    weights.update(
-        _weights(merged.get("reward_weights", {}), key_path(path, key, "reward_weights"))
-    )
+    weights = _weights(merged.get("reward_weights", {}), key_path(path, key, "reward_weights"))
     weights["length"] = length_weight
     options = _scorer_options(
         defaults.get("scorer_options"), body.get("scorer_options"), tuple(types), path, key

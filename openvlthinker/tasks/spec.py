@@ -10,8 +10,6 @@ from typing import Any
 
 ADVANTAGE_KEYS = ("task", "problem_type")
 ON_ERROR = ("fail", "skip")
-REWARD_COMPONENTS = ("correctness", "format", "structure")
-DEFAULT_REWARD_WEIGHTS = {"correctness": 0.9, "format": 0.1, "structure": 1.0}
 DEFAULT_ENTROPY_BAND = (0.2, 0.6, 0.02)
 #: A task's declared response-length intent; the calibration rule shifts the envelope by it
 #: (method.md section 7).
@@ -21,10 +19,6 @@ DEFAULT_LENGTH_INTENT = "medium"
 AUTO = "auto"
 #: Bounds that may be ``auto``, as :meth:`TaskRegistry.auto_fields` names them.
 AUTO_FIELDS = ("length_envelope", "h_min", "h_max")
-#: Why a trainer refuses ``reward.weights``: every task's weights come from its task file.
-WEIGHTS_FROM_TASKS = (
-    "the weights come from the task file's reward_weights and length_weight, set them there"
-)
 
 
 class TaskFileError(ValueError):

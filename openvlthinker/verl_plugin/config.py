@@ -12,16 +12,18 @@ import functools
 import importlib.util
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from openvlthinker.method_config import EntropyBandConfig
+
 # Reward components the reward manager writes and GS-GDPO / GDPO may normalise: the
 # reward suite's own list, so a component added there is known here too.
-from openvlthinker.rewards.config import COMPONENTS as KNOWN_COMPONENTS
+from openvlthinker.rewards.config import SCORED_COMPONENTS, RewardConfig
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +40,15 @@ LORA_KEYS: dict[str, str] = {
     "model.lora_adapter_path": "actor_rollout_ref.model.lora_adapter_path",
     "model.freeze_vision_tower": "actor_rollout_ref.actor.freeze_vision_tower",
 }
-#: Token entropy estimates of the band: -log pi of the sampled token (method.md section 3),
-#: or the entropy of the whole next-token distribution.
-ENTROPY_ESTIMATORS = ("sampled", "full")
+#: Keys of our section renamed to the engine's names (issue 13): old key -> new key.
+RENAMED: dict[str, str] = {"entropy_band_estimator": "entropy_band.estimator"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class PluginSettings:
-    """The ``openvlthinker:`` section of a verl config."""
+    """The ``openvlthinker:`` section of a verl config, checked when built (errors name
+    ``openvlthinker.<key>``); nested mappings become their typed configs. Built from a verl
+    config by :func:`load_settings` only."""
 
     tasks: str = field(
         default="",
@@ -55,30 +58,26 @@ class PluginSettings:
         default_factory=dict,
         metadata={
             "help": "Keyword options of the estimator named by algorithm.adv_estimator, "
-            "e.g. {stages: [group, task], pin_equal_groups: false} for gs_grpo."
+            "e.g. {stages: [group, task], pin_equal_groups: false} for gs_grpo (the engine's "
+            "algorithm.estimator_options)."
         },
     )
     components: list[str] = field(
-        default_factory=lambda: list(KNOWN_COMPONENTS),
+        default_factory=lambda: list(SCORED_COMPONENTS),
         metadata={
             "help": "Reward components normalised separately by gs_gdpo / gdpo. 'length' "
-            "counts only for tasks whose length_weight > 0."
+            "counts only for tasks whose length_weight > 0 (the engine's algorithm.components)."
         },
     )
-    entropy_band: bool = field(
-        default=True,
-        metadata={"help": "Add the per-task entropy band (method.md section 3) to the actor loss."},
-    )
-    entropy_band_estimator: str = field(
-        default="sampled",
+    entropy_band: EntropyBandConfig = field(
+        default_factory=EntropyBandConfig,
         metadata={
-            "help": "Token entropy of the band and of train/<task>/entropy: sampled (-log pi of "
-            "the sampled token, method.md section 3) or full (over the vocabulary; needs "
-            "actor_rollout_ref.actor.calculate_entropy)."
+            "help": "The per-task entropy band of the actor loss: {enable, estimator} "
+            "(openvlthinker.method_config.EntropyBandConfig, the engine's actor.entropy_band)."
         },
     )
-    reward: dict[str, Any] = field(
-        default_factory=dict,
+    reward: RewardConfig = field(
+        default_factory=RewardConfig,
         metadata={"help": "Fields of openvlthinker.rewards.RewardConfig (tag names, timeouts)."},
     )
     image_factor: int | None = field(
@@ -134,70 +133,72 @@ class PluginSettings:
         metadata={"help": "Validate, print the resolved config and exit without starting Ray."},
     )
 
-
-def load_settings(cfg: DictConfig) -> PluginSettings:
-    """Our section as a dataclass; an unknown key raises naming it and the known ones."""
-    section = cfg.get(SECTION)
-    if section is None:
-        raise ValueError(f"the config has no '{SECTION}:' section (needs at least {SECTION}.tasks)")
-    raw = OmegaConf.to_container(section, resolve=True)
-    if not isinstance(raw, dict):
-        raise ValueError(f"'{SECTION}' must be a mapping, got {type(raw).__name__}")
-    known = {f.name for f in fields(PluginSettings)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"unknown key {SECTION}.{unknown[0]}; known: {', '.join(sorted(known))}")
-    settings = PluginSettings(**raw)
-    if not settings.tasks:
-        raise ValueError(f"{SECTION}.tasks is required: the task registry YAML")
-    check_entropy_estimator(settings.entropy_band_estimator)
-    for key in ("image_factor", "min_pixels", "max_pixels"):
-        value = getattr(settings, key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value <= 0
-        ):
-            raise ValueError(f"{SECTION}.{key}={value!r}: expected a positive integer or null")
-    if settings.min_pixels and settings.max_pixels and settings.min_pixels > settings.max_pixels:
-        raise ValueError(
-            f"{SECTION}.min_pixels={settings.min_pixels} > {SECTION}.max_pixels={settings.max_pixels}"
-        )
-    if settings.tiny_model is not None:
-        from openvlthinker.engine.modeling import known_architectures
-
-        if settings.tiny_model not in known_architectures():
+    def __post_init__(self) -> None:
+        if isinstance(self.entropy_band, bool):
             raise ValueError(
-                f"{SECTION}.tiny_model {settings.tiny_model!r} is unknown; known: "
-                f"{', '.join(known_architectures())}"
+                f"{SECTION}.entropy_band={str(self.entropy_band).lower()}: the band's switch is "
+                f"now {SECTION}.entropy_band.enable (entropy_band: {{enable, estimator}}, as the "
+                "engine's actor.entropy_band)"
             )
-    bad = [c for c in settings.components if c not in KNOWN_COMPONENTS]
-    if bad:
+        if isinstance(self.entropy_band, Mapping):
+            object.__setattr__(self, "entropy_band", _entropy_band(self.entropy_band))
+        if isinstance(self.reward, Mapping):
+            object.__setattr__(self, "reward", _reward(self.reward))
+        for key, kind in (("entropy_band", EntropyBandConfig), ("reward", RewardConfig)):
+            if not isinstance(getattr(self, key), kind):
+                raise ValueError(
+                    f"{SECTION}.{key}: expected a mapping of {kind.__name__} fields, "
+                    f"got {getattr(self, key)!r}"
+                )
+        if not self.tasks:
+            raise ValueError(f"{SECTION}.tasks is required: the task registry YAML")
+        for key in ("image_factor", "min_pixels", "max_pixels"):
+            value = getattr(self, key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value <= 0
+            ):
+                raise ValueError(f"{SECTION}.{key}={value!r}: expected a positive integer or null")
+        if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
+            raise ValueError(
+                f"{SECTION}.min_pixels={self.min_pixels} > {SECTION}.max_pixels={self.max_pixels}"
+            )
+        if self.tiny_model is not None:
+            from openvlthinker.engine.modeling import known_architectures
+
+            if self.tiny_model not in known_architectures():
+                raise ValueError(
+                    f"{SECTION}.tiny_model {self.tiny_model!r} is unknown; known: "
+                    f"{', '.join(known_architectures())}"
+                )
+        bad = [c for c in self.components if c not in SCORED_COMPONENTS]
+        if bad:
+            raise ValueError(
+                f"{SECTION}.components names {bad[0]!r}; known: {', '.join(SCORED_COMPONENTS)}"
+            )
+
+
+def _entropy_band(values: Mapping[str, Any]) -> EntropyBandConfig:
+    known = [f.name for f in fields(EntropyBandConfig)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
         raise ValueError(
-            f"{SECTION}.components names {bad[0]!r}; known: {', '.join(KNOWN_COMPONENTS)}"
+            f"unknown key {SECTION}.entropy_band.{unknown[0]}; known: {', '.join(known)}"
         )
-    return settings
+    try:
+        return EntropyBandConfig(**values)
+    except ValueError as e:
+        # EntropyBandConfig names its keys "entropy_band.<field>", which live in our section
+        raise ValueError(f"{SECTION}.{e}") from e
 
 
 def check_entropy_estimator(name: str) -> None:
-    """Raise naming ``openvlthinker.entropy_band_estimator`` unless ``name`` is known."""
-    if name not in ENTROPY_ESTIMATORS:
-        raise ValueError(
-            f"{SECTION}.entropy_band_estimator {name!r} is unknown; known: "
-            f"{', '.join(ENTROPY_ESTIMATORS)}"
-        )
+    """Raise naming ``openvlthinker.entropy_band.estimator`` unless ``name`` is known."""
+    _entropy_band({"estimator": name})
 
 
-def reward_config(settings: PluginSettings) -> Any:
-    """``openvlthinker.rewards.RewardConfig`` from ``openvlthinker.reward``; errors name the key."""
-    from openvlthinker.rewards import RewardConfig
-    from openvlthinker.tasks.registry import WEIGHTS_FROM_TASKS
-
-    if "weights" in settings.reward:
-        raise ValueError(
-            f"{SECTION}.reward.weights={dict(settings.reward['weights'] or {})!r}: "
-            f"unused: {WEIGHTS_FROM_TASKS}"
-        )
+def _reward(values: Mapping[str, Any]) -> RewardConfig:
     try:
-        return RewardConfig.from_dict(settings.reward)
+        return RewardConfig.from_dict(values)
     except (TypeError, ValueError) as e:
         # RewardConfig names its keys "reward.<field>", which live under our section here
         raise ValueError(
@@ -205,18 +206,48 @@ def reward_config(settings: PluginSettings) -> Any:
         ) from e
 
 
-def load_registry(settings: PluginSettings) -> tuple[Any, Any]:
+def load_settings(cfg: DictConfig) -> PluginSettings:
+    """Our section of ``cfg`` as :class:`PluginSettings`, built once per distinct section (a
+    cache: the launcher, the trainer and the reward manager all ask). An unknown key raises
+    naming it and the known ones; a renamed key raises naming the new one."""
+    section = cfg.get(SECTION)
+    if section is None:
+        raise ValueError(f"the config has no '{SECTION}:' section (needs at least {SECTION}.tasks)")
+    if not isinstance(section, DictConfig):
+        raise ValueError(f"'{SECTION}' must be a mapping, got {type(section).__name__}")
+    return _settings(OmegaConf.to_yaml(section, resolve=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _settings(section_yaml: str) -> PluginSettings:
+    raw = OmegaConf.to_container(OmegaConf.create(section_yaml))
+    if not isinstance(raw, dict):
+        raise ValueError(f"'{SECTION}' must be a mapping, got {type(raw).__name__}")
+    renamed = sorted(set(raw) & set(RENAMED))
+    if renamed:
+        old = renamed[0]
+        raise ValueError(
+            f"{SECTION}.{old} was renamed to {SECTION}.{RENAMED[old]} (the engine's name; "
+            "see CHANGELOG.md)"
+        )
+    known = {f.name for f in fields(PluginSettings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown key {SECTION}.{unknown[0]}; known: {', '.join(sorted(known))}")
+    return PluginSettings(**raw)
+
+
+def load_registry(settings: PluginSettings) -> tuple[Any, RewardConfig]:
     """(TaskRegistry, RewardConfig) of our section. The reward's user scorers are loaded
     first: they register the problem types a task file may name."""
     from openvlthinker.rewards.user import load_user_scorers
     from openvlthinker.tasks import load_tasks
 
-    cfg = reward_config(settings)
     try:
-        load_user_scorers(cfg)
+        load_user_scorers(settings.reward)
     except (OSError, ImportError, AttributeError, TypeError, ValueError) as e:
         raise ValueError(f"{SECTION}.reward.user_scorers: {e}") from e
-    return load_tasks(settings.tasks), cfg
+    return load_tasks(settings.tasks), settings.reward
 
 
 def tiny_model_path(settings: PluginSettings) -> str:
@@ -225,16 +256,6 @@ def tiny_model_path(settings: PluginSettings) -> str:
 
     spec = TinySpec(architecture=settings.tiny_model)
     return str(ensure_tiny_checkpoint(spec, os.path.expanduser(settings.tiny_model_cache)))
-
-
-def prompt_options(settings: PluginSettings) -> dict[str, Any]:
-    """The prompt settings that must agree with the reward's (tag names, box frame)."""
-    cfg = reward_config(settings)
-    return {
-        "think_tag": cfg.think_tag,
-        "answer_tag": cfg.answer_tag,
-        "coordinate_frame": cfg.coordinate_frame,
-    }
 
 
 def image_geometry(cfg: DictConfig, settings: PluginSettings) -> Any:
@@ -451,14 +472,16 @@ def validate(cfg: DictConfig, *, defaults: DictConfig | None = None) -> PluginSe
         )
     _check_estimator(cfg, settings)
     actor = cfg.actor_rollout_ref.actor
-    full = settings.entropy_band_estimator == "full"
-    if settings.entropy_band and full and not actor.calculate_entropy:
+    band = settings.entropy_band
+    if band.enable and band.estimator == "full" and not actor.calculate_entropy:
         raise ValueError(
-            f"{SECTION}.entropy_band with {SECTION}.entropy_band_estimator=full needs the "
+            f"{SECTION}.entropy_band.enable with {SECTION}.entropy_band.estimator=full needs the "
             "actor's token entropy: set actor_rollout_ref.actor.calculate_entropy=true"
         )
-    if settings.entropy_band and cfg.get("distillation", {}).get("enabled", False):
-        raise ValueError(f"{SECTION}.entropy_band does not compose with verl's distillation loss")
+    if band.enable and cfg.get("distillation", {}).get("enabled", False):
+        raise ValueError(
+            f"{SECTION}.entropy_band.enable=true does not compose with verl's distillation loss"
+        )
 
     _check_lora(cfg)
 

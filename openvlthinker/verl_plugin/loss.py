@@ -2,7 +2,7 @@
 
 The band term is method.md section 3. A micro-batch cannot see a task's entropy over the
 whole mini-batch, so the trainer judges each task's side of the band on the batch's
-old-policy token entropy (the estimator of ``openvlthinker.entropy_band_estimator``) and
+old-policy token entropy (the estimator of ``openvlthinker.entropy_band.estimator``) and
 writes a per-token weight (``BAND_WEIGHT_KEY``, see :func:`openvlthinker.step.band_weights`);
 here the term is the
 token mean of ``weight * entropy`` with verl's global-batch normalisation, so micro-batch
@@ -51,7 +51,7 @@ def token_entropy(model_output: dict, estimator: str) -> torch.Tensor:
         return -model_output["log_probs"]
     if model_output.get("entropy", None) is None:
         raise ValueError(
-            "openvlthinker.entropy_band_estimator=full needs token entropy from the actor: set "
+            "openvlthinker.entropy_band.estimator=full needs token entropy from the actor: set "
             "actor_rollout_ref.actor.calculate_entropy=True"
         )
     return model_output["entropy"]

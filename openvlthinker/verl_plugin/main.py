@@ -23,14 +23,15 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from openvlthinker.method_config import EntropyBandConfig
 from openvlthinker.verl_plugin.config import (
     PLUGIN_MODULE,
     SECTION,
     PluginSettings,
     image_geometry,
     load_registry,
+    load_settings,
     plugin_env,
-    prompt_options,
     tiny_model_path,
     validate,
 )
@@ -46,10 +47,11 @@ def prepare(cfg: DictConfig) -> DictConfig:
     settings = validate(cfg)
     # Ray workers on other nodes do not share the driver's working directory
     with open_dict(cfg):
-        cfg[SECTION].tasks = settings.tasks = str(Path(settings.tasks).resolve())
-        cfg[SECTION].export_dir = settings.export_dir = str(Path(settings.export_dir).resolve())
+        cfg[SECTION].tasks = str(Path(settings.tasks).resolve())
+        cfg[SECTION].export_dir = str(Path(settings.export_dir).resolve())
         if settings.tiny_model is not None:
             cfg.actor_rollout_ref.model.path = tiny_model_path(settings)
+    settings = load_settings(cfg)  # the section the Ray processes read, paths absolute
     if not cfg.data.train_files or not cfg.data.val_files:
         from openvlthinker.verl_plugin.dataset import export_tasks
 
@@ -58,7 +60,7 @@ def prepare(cfg: DictConfig) -> DictConfig:
             registry,
             settings.export_dir,
             geometry=image_geometry(cfg, settings),
-            **prompt_options(settings),
+            **settings.reward.prompt_options,
         )
         with open_dict(cfg):
             cfg.data.train_files = cfg.data.train_files or train
@@ -84,7 +86,7 @@ def prepare(cfg: DictConfig) -> DictConfig:
 def _apply_cpu_config(cfg: DictConfig) -> bool:
     """``openvlthinker.cpu: true``: the CPU backend's config values (before validation);
     the backend is imported only then."""
-    if not cfg.get(SECTION, {}).get("cpu", False):
+    if not load_settings(cfg).cpu:
         return False
     from openvlthinker.verl_plugin.cpu.settings import apply_config
 
@@ -97,7 +99,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     import openvlthinker.verl_plugin  # noqa: F401  (registers estimators and reward manager)
 
-    if cfg.get(SECTION, {}).get("check_only", False):
+    if load_settings(cfg).check_only:
         # keep stdout for the config alone: Hydra's log handler and verl's validate_config
         # both write there
         for handler in logging.getLogger().handlers:
@@ -149,15 +151,23 @@ def absolute_config_path(args: Sequence[str], cwd: str | os.PathLike | None = No
 
 def help_text() -> str:
     """``openvlthinker-verl --help``: usage, examples and every key of our config section."""
-    width = max(len(f.name) for f in dataclasses.fields(PluginSettings)) + len(SECTION) + 3
+    rows = []
+    for f in dataclasses.fields(PluginSettings):
+        rows.append((f"{SECTION}.{f.name}", f.metadata.get("help", "")))
+        if f.name == "entropy_band":  # a small typed section: list its keys too
+            rows += [
+                (f"{SECTION}.{f.name}.{sub.name}", sub.metadata.get("help", ""))
+                for sub in dataclasses.fields(EntropyBandConfig)
+            ]
+    width = max(len(key) for key, _ in rows) + 1
     keys = "\n".join(
         textwrap.fill(
-            f.metadata.get("help", ""),
+            text,
             width=100,
-            initial_indent=f"  {SECTION + '.' + f.name:<{width}}",
+            initial_indent=f"  {key:<{width}}",
             subsequent_indent=" " * (width + 2),
         )
-        for f in dataclasses.fields(PluginSettings)
+        for key, text in rows
     )
     return (
         "usage: openvlthinker-verl --config-path DIR --config-name NAME [key=value ...]\n"

@@ -101,11 +101,11 @@ class G2RPOTrainer(PPOTrainerSync):
 
     def _setup(self) -> None:
         super()._setup()
-        if self.settings.entropy_band:
+        if self.settings.entropy_band.enable:
             from verl.utils.config import omega_conf_to_dataclass
 
             actor_config = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
-            estimator = self.settings.entropy_band_estimator
+            estimator = self.settings.entropy_band.estimator
             self.actor_rollout_wg.set_loss_fn(
                 partial(band_ppo_loss, config=actor_config, estimator=estimator)
             )
@@ -173,7 +173,7 @@ class G2RPOTrainer(PPOTrainerSync):
         proto.batch["advantages"] = out.advantages.to(dtype).unsqueeze(-1) * mask
         proto.batch["returns"] = proto.batch["advantages"]
         written = ["advantages", "returns", *written]
-        if self.settings.entropy_band:
+        if self.settings.entropy_band.enable:
             proto.batch[BAND_WEIGHT_KEY] = out.band_weight.to(dtype).unsqueeze(-1) * mask
             written.append(BAND_WEIGHT_KEY)
         return self._write(batch, proto, written, response_mask)
@@ -254,32 +254,32 @@ class G2RPOTrainer(PPOTrainerSync):
             out.advantages[real],
             None if inputs.entropy is None else inputs.entropy[real],
         )
-        if self.settings.entropy_band and out.band is not None:
+        if self.settings.entropy_band.enable and out.band is not None:
             metrics["actor/entropy_band_loss"] = out.band.penalty
         return metrics
 
     def _token_entropy(self, proto: Any) -> torch.Tensor | None:
-        """(B, T) old-policy token entropy of ``openvlthinker.entropy_band_estimator`` (band
+        """(B, T) old-policy token entropy of ``openvlthinker.entropy_band.estimator`` (band
         side and ``train/<task>/entropy``); None when verl did not compute it and the band
         is off."""
-        sampled = self.settings.entropy_band_estimator == "sampled"
+        sampled = self.settings.entropy_band.estimator == "sampled"
         # sampled (method.md section 3): -log pi of the sampled token, from verl's
         # old_log_probs (the rollout's log-probs in rollout-correction bypass mode)
         key = "old_log_probs" if sampled else "entropy"
         if key in proto.batch:
             return -proto.batch[key] if sampled else proto.batch[key]
-        if not self.settings.entropy_band:
+        if not self.settings.entropy_band.enable:
             return None
         if sampled:
             raise KeyError(
-                "openvlthinker.entropy_band needs the old-policy log-probs (old_log_probs), "
+                "openvlthinker.entropy_band.enable needs the old-policy log-probs (old_log_probs), "
                 "which this batch lacks"
             )
         raise KeyError(
-            "openvlthinker.entropy_band_estimator=full needs the old-policy entropy, which "
+            "openvlthinker.entropy_band.estimator=full needs the old-policy entropy, which "
             "verl skips in rollout-correction bypass mode; set openvlthinker."
-            "entropy_band_estimator=sampled, algorithm.rollout_correction.bypass_mode=false "
-            "or openvlthinker.entropy_band=false"
+            "entropy_band.estimator=sampled, algorithm.rollout_correction.bypass_mode=false "
+            "or openvlthinker.entropy_band.enable=false"
         )
 
     @staticmethod

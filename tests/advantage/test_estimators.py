@@ -353,9 +353,12 @@ def test_unknown_option_lists_accepted_options():
 
 
 def test_bad_option_values_are_named():
-    with pytest.raises(ValueError, match="algorithm.stages"):
+    where = (
+        r"\(algorithm.estimator_options in the engine, openvlthinker.estimator_options on verl\)"
+    )
+    with pytest.raises(ValueError, match=rf"^estimator_options.stages \['prompt'\] .*{where}$"):
         compute_advantage("gs_grpo", _t([0, 1]), [0, 0], stages=["prompt"])
-    with pytest.raises(ValueError, match="algorithm.std 'sample'"):
+    with pytest.raises(ValueError, match=rf"^estimator_options.std 'sample' is invalid.*{where}$"):
         compute_advantage("grpo", _t([0, 1]), [0, 0], std="sample")
     with pytest.raises(ValueError, match="remax needs baselines"):
         compute_advantage("remax", _t([0, 1]), [0, 0])

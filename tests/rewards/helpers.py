@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from openvlthinker.rewards import COMPONENTS
+from openvlthinker.rewards import SCORED_COMPONENTS
 
 
 def wrap(answer: str, think: str = "reasoning") -> str:
@@ -14,7 +14,7 @@ def wrap(answer: str, think: str = "reasoning") -> str:
 
 def assert_in_range(result: dict) -> None:
     """Every component finite and in [0, 1]; overall finite; error None or a short string."""
-    for key in COMPONENTS:
+    for key in SCORED_COMPONENTS:
         assert math.isfinite(result[key]) and 0.0 <= result[key] <= 1.0, (key, result)
     assert math.isfinite(result["overall"]), result
     assert result["acc"] == result["correctness"]

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from hydra.errors import ConfigCompositionException
 
+from openvlthinker.method_config import EntropyBandConfig
 from openvlthinker.verl_plugin.config import compose_config, validate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +71,7 @@ def test_check_only_composes_validates_and_prints_the_resolved_8b_config(tasks_f
 def test_estimator_is_a_one_line_switch(tasks_file, estimator):
     cfg = compose(tasks_file, f"algorithm.adv_estimator={estimator}")
     settings = validate(cfg)
-    assert cfg.algorithm.adv_estimator == estimator and settings.entropy_band
+    assert cfg.algorithm.adv_estimator == estimator and settings.entropy_band.enable
 
 
 def test_unknown_key_in_the_yaml_fails_naming_it(tasks_file, tmp_path):
@@ -104,14 +105,14 @@ def test_unknown_override_fails_naming_it(tasks_file):
         (["openvlthinker.components=[correctness,speed]"], r"components names 'speed'"),
         (
             [
-                "openvlthinker.entropy_band_estimator=full",
+                "openvlthinker.entropy_band.estimator=full",
                 "actor_rollout_ref.actor.calculate_entropy=false",
             ],
             r"calculate_entropy=true",
         ),
         (
-            ["openvlthinker.entropy_band_estimator=vocab"],
-            r"openvlthinker\.entropy_band_estimator 'vocab' is unknown; known: sampled, full",
+            ["openvlthinker.entropy_band.estimator=vocab"],
+            r"openvlthinker\.entropy_band\.estimator 'vocab' is unknown; known: sampled, full",
         ),
         (
             ["algorithm.adv_estimator=gs_gdpo", "reward.reward_manager.name=naive"],
@@ -169,22 +170,82 @@ def test_a_task_file_may_use_a_user_scorers_problem_type(tmp_path):
     )
     cfg = compose(tasks, f"+openvlthinker.reward.user_scorers.verl_user_poem={scorer}:exact")
     settings = validate(cfg)
-    assert settings.reward["user_scorers"] == {"verl_user_poem": f"{scorer}:exact"}
+    assert settings.reward.user_scorers == {"verl_user_poem": f"{scorer}:exact"}
 
 
 def test_the_band_estimator_defaults_to_sampled_which_needs_no_full_entropy(tasks_file):
     # method.md section 3: H_t is the token mean of -log pi of the sampled tokens
     settings = validate(compose(tasks_file, "actor_rollout_ref.actor.calculate_entropy=false"))
-    assert settings.entropy_band and settings.entropy_band_estimator == "sampled"
-    full = validate(compose(tasks_file, "openvlthinker.entropy_band_estimator=full"))
-    assert full.entropy_band_estimator == "full"
+    assert settings.entropy_band == EntropyBandConfig(enable=True, estimator="sampled")
+    full = validate(compose(tasks_file, "openvlthinker.entropy_band.estimator=full"))
+    assert full.entropy_band.estimator == "full"
 
 
 def test_components_are_the_reward_suites_own_list():
-    from openvlthinker.rewards.config import COMPONENTS
+    from openvlthinker.rewards.config import SCORED_COMPONENTS
     from openvlthinker.verl_plugin import config as plugin_config
 
-    assert plugin_config.KNOWN_COMPONENTS is COMPONENTS
+    assert plugin_config.SCORED_COMPONENTS is SCORED_COMPONENTS
+    assert plugin_config.PluginSettings(tasks="t.yaml").components == list(SCORED_COMPONENTS)
+    with pytest.raises(ValueError, match=r"openvlthinker.components names 'acc'; known: corr"):
+        plugin_config.PluginSettings(tasks="t.yaml", components=["correctness", "acc"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["+openvlthinker.entropy_band_estimator=full"],
+            r"^openvlthinker\.entropy_band_estimator was renamed to "
+            r"openvlthinker\.entropy_band\.estimator",
+        ),
+        (
+            ["openvlthinker.entropy_band=false"],
+            r"^openvlthinker\.entropy_band=false: .* now openvlthinker\.entropy_band\.enable",
+        ),
+        (
+            ["+openvlthinker.entropy_band.enabled=false"],
+            r"^unknown key openvlthinker\.entropy_band\.enabled; known: enable, estimator",
+        ),
+        (
+            ["openvlthinker.entropy_band.enable=maybe"],
+            r"^openvlthinker\.entropy_band\.enable: expected true or false, got 'maybe'",
+        ),
+        (
+            ["openvlthinker.reward=null"],
+            r"^openvlthinker\.reward: expected a mapping of RewardConfig fields, got None",
+        ),
+    ],
+)
+def test_the_old_band_keys_are_refused_naming_the_new_ones(tasks_file, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        validate(compose(tasks_file, *overrides))
+
+
+def test_the_band_section_is_the_engines_entropy_band_config(tasks_file):
+    off = validate(compose(tasks_file, "openvlthinker.entropy_band.enable=false"))
+    assert off.entropy_band == EntropyBandConfig(enable=False, estimator="sampled")
+    # the shipped configs name the band the new way (each is validated elsewhere)
+    for name in ("g2rpo_qwen3vl_8b", "g2rpo_qwen3vl_8b_lora", "g2rpo_qwen3vl_2b_1gpu"):
+        doc = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
+        assert doc["openvlthinker"]["entropy_band"] == {"enable": True, "estimator": "sampled"}
+
+
+def test_settings_are_built_once_per_section(tasks_file):
+    from openvlthinker.verl_plugin.config import load_settings
+
+    cfg = compose(tasks_file)
+    first = load_settings(cfg)
+    assert load_settings(compose(tasks_file)) is first  # same section: the cached object
+    other = load_settings(compose(tasks_file, "openvlthinker.export_dir=/tmp/elsewhere"))
+    assert other is not first and other.export_dir == "/tmp/elsewhere"
+    with pytest.raises(AttributeError):
+        first.tasks = "changed.yaml"  # frozen: a cached object nobody can change
+    assert first.reward.prompt_options == {
+        "think_tag": "think",
+        "answer_tag": "answer",
+        "coordinate_frame": "qwen_1000",
+    }
 
 
 def test_check_only_refuses_remax_before_ray_naming_the_reason(tasks_file):

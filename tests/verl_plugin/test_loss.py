@@ -227,5 +227,5 @@ def test_sampled_estimator_puts_the_band_on_minus_log_probs():
 def test_unknown_estimator_fails_naming_it():
     ent = response_entropy([0.9, 0.4, 0.05])
     model_output, data, _ = make_batch(ent, ALL, N)
-    with pytest.raises(ValueError, match="entropy_band_estimator 'vocab'"):
+    with pytest.raises(ValueError, match=r"openvlthinker\.entropy_band\.estimator 'vocab'"):
         band_ppo_loss(actor_config(), model_output, data, estimator="vocab")

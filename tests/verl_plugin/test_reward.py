@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from verl import DataProto
 
-from openvlthinker.rewards import score
+from openvlthinker.rewards import RESULT_KEYS, score
 from openvlthinker.shaping import length_trapezoid
 from openvlthinker.tasks import load_tasks
 from openvlthinker.verl_plugin.reward import EXTRA_KEYS, OpenVLThinkerRewardManager
@@ -79,6 +79,9 @@ def test_length_counts_tokens_with_the_tasks_envelope(manager, tiny_tokenizer, t
     assert info["acc"] == info["correctness"] == pytest.approx(direct["correctness"])
     assert set(info) == set(EXTRA_KEYS) and info["reward_error"] == 0.0
     assert all(isinstance(v, float) for v in info.values())
+    # what the manager writes is the reward suite's result, key for key, plus the error flag
+    assert set(direct) - {"error"} == set(RESULT_KEYS) == set(info) - {"reward_error"}
+    assert {n: info[n] for n in RESULT_KEYS} == pytest.approx({n: direct[n] for n in RESULT_KEYS})
 
 
 def test_unknown_task_scores_zero_without_crashing(manager, tiny_tokenizer):

@@ -12,6 +12,7 @@ from transfer_queue import KVBatchMeta
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 from openvlthinker.advantage import compute_advantage
+from openvlthinker.method_config import EntropyBandConfig
 from openvlthinker.step import StepTasks, TaskBands, band_weights
 from openvlthinker.tasks import TaskRegistry, TaskSpec
 from openvlthinker.verl_plugin import trainer as trainer_module
@@ -143,8 +144,7 @@ def make_trainer(
     trainer.settings = PluginSettings(
         tasks="unused.yaml",
         estimator_options=options or {},
-        entropy_band=band,
-        entropy_band_estimator=entropy,
+        entropy_band=EntropyBandConfig(enable=band, estimator=entropy),
     )
     trainer.registry = make_registry(advantage_key)
     trainer.step_tasks = StepTasks.from_registry(trainer.registry, trainer.settings.components)
@@ -381,7 +381,7 @@ def test_constructor_and_setup_put_the_band_loss_on_the_actor_workers(monkeypatc
     assert loss_fn.func is band_ppo_loss
     assert isinstance(loss_fn.keywords["config"], FSDPActorConfig)
     assert loss_fn.keywords["config"].clip_ratio_high == 0.3
-    assert loss_fn.keywords["estimator"] == trainer.settings.entropy_band_estimator == "sampled"
+    assert loss_fn.keywords["estimator"] == trainer.settings.entropy_band.estimator == "sampled"
     assert trainer.step_tasks.names == tuple(trainer.registry)
     # the task file's reward weights, per task in index order, for GS-GDPO / GDPO
     for i, task in enumerate(trainer.registry):

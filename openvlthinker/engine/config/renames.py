@@ -9,7 +9,7 @@ from typing import Any
 
 from openvlthinker.engine.config.base import ConfigError
 from openvlthinker.rewards.config import REMOVED as REWARD_REMOVED
-from openvlthinker.tasks.registry import WEIGHTS_FROM_TASKS
+from openvlthinker.rewards.config import WEIGHTS_FROM_TASKS
 
 _VERL = "verl's name, same meaning and values"
 _VERL_ACTOR = "verl's actor key, same meaning and values"

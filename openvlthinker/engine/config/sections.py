@@ -155,7 +155,7 @@ class AlgorithmConfig(Section):
 
     def __post_init__(self) -> None:
         from openvlthinker.advantage import ESTIMATORS, estimator_options, missing_inputs
-        from openvlthinker.rewards.config import COMPONENTS
+        from openvlthinker.rewards.config import SCORED_COMPONENTS
 
         self._check(
             self.adv_estimator in ESTIMATORS,
@@ -176,11 +176,11 @@ class AlgorithmConfig(Section):
             "advantage_key",
             "use task, problem_type or null",
         )
-        bad = [c for c in self.components if c not in COMPONENTS]
+        bad = [c for c in self.components if c not in SCORED_COMPONENTS]
         self._check(
             not bad,
             "components",
-            f"unknown {bad}; known: {', '.join(COMPONENTS)}",
+            f"unknown {bad}; known: {', '.join(SCORED_COMPONENTS)}",
             list(self.components),
         )
         # this engine makes greedy baselines, counts tokens and keys tasks; components only if named
@@ -189,7 +189,7 @@ class AlgorithmConfig(Section):
             not missing_inputs(self.adv_estimator, provided),
             "components",
             f"{self.adv_estimator} needs the reward components; name them "
-            f"(e.g. [{', '.join(COMPONENTS)}])",
+            f"(e.g. [{', '.join(SCORED_COMPONENTS)}])",
             list(self.components),
         )
 
