@@ -12,7 +12,7 @@ from transformers import AutoModelForImageTextToText
 
 from openvlthinker.cli import configure_logging, main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
