@@ -136,12 +136,18 @@ def make_trainer(
     return trainer
 
 
-def run_step(estimator: str, options=None, advantage_key="task", entropy="full", band=True):
+def queued(rows) -> tuple[FakeTQ, KVBatchMeta]:
+    """``rows`` in a fake TransferQueue, and the batch handle verl's trainer gets for them."""
     fake = FakeTQ()
-    rows = make_batch()
     for key, _, fields in rows:
         fake.store[key] = dict(fields)
     batch = KVBatchMeta(keys=[r[0] for r in rows], tags=[r[1] for r in rows], partition_id="train")
+    return fake, batch
+
+
+def run_step(estimator: str, options=None, advantage_key="task", entropy="full", band=True):
+    rows = make_batch()
+    fake, batch = queued(rows)
     trainer = make_trainer(fake, estimator, options, advantage_key, entropy, band)
     metrics: dict = {}
     with pytest.MonkeyPatch.context() as mp:
@@ -164,6 +170,20 @@ def expected_gs_grpo(real, key=lambda fields: fields["data_source"]):
     return compute_advantage(
         "gs_grpo", rewards, group=[r[2]["uid"] for r in real], task=[key(r[2]) for r in real]
     )
+
+
+def components(real) -> dict[str, torch.Tensor]:
+    """The rows' reward components; length only where the task weights it (math here)."""
+    info = [r[2]["extra_fields"]["reward_extra_info"] for r in real]
+    on = {"grounding": 0.0, "math": 1.0, "ocr": 0.0}
+    comps = {
+        name: torch.tensor([i[name] for i in info], dtype=torch.float64)
+        for name in ("correctness", "format", "structure")
+    }
+    comps["length"] = torch.tensor(
+        [i["length"] * on[r[2]["data_source"]] for i, r in zip(info, real)], dtype=torch.float64
+    )
+    return comps
 
 
 def test_gs_grpo_matches_compute_advantage_and_lines_up_by_key():
@@ -191,15 +211,7 @@ def test_stage_two_keys_on_problem_type_when_the_task_file_says_so():
 def test_gs_gdpo_reads_components_and_masks_length_by_task():
     rows, fake, _ = run_step("gs_gdpo", options={"pin_equal_groups": True})
     real = real_rows(rows)
-    info = [r[2]["extra_fields"]["reward_extra_info"] for r in real]
-    on = {"grounding": 0.0, "math": 1.0, "ocr": 0.0}
-    comps = {
-        name: torch.tensor([i[name] for i in info], dtype=torch.float64)
-        for name in ("correctness", "format", "structure")
-    }
-    comps["length"] = torch.tensor(
-        [i["length"] * on[r[2]["data_source"]] for i, r in zip(info, real)], dtype=torch.float64
-    )
+    comps = components(real)
     # each normalised component weighted by its row's task weight (method.md section 1)
     weights = {
         name: torch.tensor([WEIGHTS[r[2]["data_source"]][i] for r in real], dtype=torch.float64)
@@ -223,15 +235,7 @@ def test_component_weights_option_overrides_the_task_weights():
     override = {"correctness": 1.0, "format": 1.0, "structure": 1.0, "length": 1.0}
     rows, fake, _ = run_step("gdpo", options={"component_weights": override})
     real = real_rows(rows)
-    info = [r[2]["extra_fields"]["reward_extra_info"] for r in real]
-    on = {"grounding": 0.0, "math": 1.0, "ocr": 0.0}
-    comps = {
-        name: torch.tensor([i[name] for i in info], dtype=torch.float64)
-        for name in ("correctness", "format", "structure")
-    }
-    comps["length"] = torch.tensor(
-        [i["length"] * on[r[2]["data_source"]] for i, r in zip(info, real)], dtype=torch.float64
-    )
+    comps = components(real)
     expected = compute_advantage(
         "gdpo",
         torch.tensor([float(r[2]["rm_scores"].sum()) for r in real]),
@@ -303,12 +307,9 @@ def test_per_task_entropy_is_logged_with_the_band_off():
 
 
 def test_unknown_task_fails_naming_it():
-    fake = FakeTQ()
     rows = make_batch()
     rows[0][2]["data_source"] = "chart"
-    for key, _, fields in rows:
-        fake.store[key] = dict(fields)
-    batch = KVBatchMeta(keys=[r[0] for r in rows], tags=[r[1] for r in rows], partition_id="train")
+    fake, batch = queued(rows)
     trainer = make_trainer(fake, "gs_grpo")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(trainer_module, "tq", fake)
