@@ -186,6 +186,18 @@ def components(real) -> dict[str, torch.Tensor]:
     return comps
 
 
+def written_band_weights(fake, real, token_entropy) -> torch.Tensor:
+    """The band weight written for each real row, after checking it is band_weights of
+    ``token_entropy`` (one tensor per row) under the rows' masks and tasks."""
+    entropy = torch.nn.utils.rnn.pad_sequence(token_entropy, batch_first=True)
+    mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
+    index = BANDS.index_of([r[2]["data_source"] for r in real])
+    want, _, _ = band_weights(entropy, mask, index, BANDS)
+    got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
+    torch.testing.assert_close(got, want.to(got.dtype))
+    return got
+
+
 def test_gs_grpo_matches_compute_advantage_and_lines_up_by_key():
     rows, fake, _ = run_step("gs_grpo")
     real = real_rows(rows)
@@ -266,12 +278,7 @@ def test_per_task_metrics_and_band_weights():
         assert metrics[f"train/{task}/advantage_std"] == pytest.approx(
             float(adv.std(unbiased=False)), rel=1e-5
         )
-    entropy = torch.nn.utils.rnn.pad_sequence([r[2]["entropy"] for r in real], batch_first=True)
-    mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
-    index = BANDS.index_of([r[2]["data_source"] for r in real])
-    want, _, _ = band_weights(entropy, mask, index, BANDS)
-    got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
-    torch.testing.assert_close(got, want.to(got.dtype))
+    got = written_band_weights(fake, real, [r[2]["entropy"] for r in real])
     signs = {r[2]["data_source"]: torch.sign(g).item() for r, g in zip(real, got)}
     assert signs == {"grounding": 1.0, "math": 0.0, "ocr": -1.0}
 
@@ -284,14 +291,7 @@ def test_sampled_estimator_judges_and_logs_minus_old_log_probs():
         mine = [r for r in real if r[2]["data_source"] == task]
         tokens = -torch.cat([r[2]["old_log_probs"] for r in mine])
         assert metrics[f"train/{task}/entropy"] == pytest.approx(float(tokens.mean()), rel=1e-6)
-    sampled = torch.nn.utils.rnn.pad_sequence(
-        [-r[2]["old_log_probs"] for r in real], batch_first=True
-    )
-    mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
-    index = BANDS.index_of([r[2]["data_source"] for r in real])
-    want, _, _ = band_weights(sampled, mask, index, BANDS)
-    got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
-    torch.testing.assert_close(got, want.to(got.dtype))
+    got = written_band_weights(fake, real, [-r[2]["old_log_probs"] for r in real])
     # the full-vocabulary entropy would give (+, 0, -): the sampled one decides (-, +, 0)
     signs = {r[2]["data_source"]: torch.sign(g).item() for r, g in zip(real, got)}
     assert signs == {"grounding": -1.0, "math": 1.0, "ocr": 0.0}
