@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import statistics
 import sys
@@ -108,6 +109,8 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, default=Path("outputs/bench/calibrate.png"))
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.steps < 2:
+        parser.error(f"--steps {args.steps}: need at least 2 (the shares are over a run's steps)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING)
@@ -143,6 +146,10 @@ def main() -> int:
     for task in tasks:
         for arm, runs in results.items():
             per_seed = [r["counts"][task] for r in runs if task in r["counts"]]
+            if not per_seed:  # a short run may never draw a task's records
+                sys.stdout.write(f"{task:10s} {arm:11s} not drawn in any run\n")
+                table[task, arm] = (math.nan, math.nan)
+                continue
             plateau = [c["plateau"] / c["responses"] for c in per_seed]
             rewarded = [c["rewarded"] / c["responses"] for c in per_seed]
             band = [c["band"] / c["steps"] for c in per_seed]

@@ -74,6 +74,7 @@ class Tracker:
         clean = {
             k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))
         }
+        self.last = clean
         if "console" in self.sinks:
             # Per-task detail goes to the files; the console keeps a short batch-level view.
             shown = {k: v for k, v in clean.items() if k in CONSOLE_KEYS}

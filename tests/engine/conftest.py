@@ -14,11 +14,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(scope="session")
-def tiny_cache(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("tiny_models"))
-
-
-@pytest.fixture(scope="session")
 def tiny_qwen3(tiny_cache):
     """(path, processor, model) of the tiny Qwen3-VL, loaded through from_pretrained."""
     from openvlthinker.engine.modeling import (

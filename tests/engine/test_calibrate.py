@@ -17,9 +17,7 @@ from openvlthinker.engine.calibrate import CALIBRATION_FILE, Calibration
 from openvlthinker.engine.trainer import Trainer
 from openvlthinker.tasks import load_tasks
 from openvlthinker.verl_plugin.config import refuse_auto_bounds
-from tests.engine.conftest import fit_until_killed
-
-from .conftest import DENSE_REWARD, write_tasks
+from tests.engine.conftest import DENSE_REWARD, fit_until_killed, write_tasks
 
 TWO_TASKS = {"alpha": ("ocr", "the the the the"), "beta": ("ocr", "the world the the")}
 # Long enough for the tiny random model to finish some responses inside the budget.

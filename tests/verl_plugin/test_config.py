@@ -1,5 +1,6 @@
 """Composing verl's config with ours: the 8B YAML resolves without a GPU, wrong keys fail
-with their name, and the estimator is a one-line switch."""
+with their name, the estimator is a one-line switch, and `auto` shaping bounds are refused
+(a calibration never hides in the Ray job)."""
 
 from __future__ import annotations
 
@@ -185,7 +186,6 @@ def test_components_are_the_reward_suites_own_list():
     from openvlthinker.rewards.config import SCORED_COMPONENTS
     from openvlthinker.verl_plugin import config as plugin_config
 
-    assert plugin_config.SCORED_COMPONENTS is SCORED_COMPONENTS
     assert plugin_config.PluginSettings(tasks="t.yaml").components == list(SCORED_COMPONENTS)
     with pytest.raises(ValueError, match=r"openvlthinker.components names 'acc'; known: corr"):
         plugin_config.PluginSettings(tasks="t.yaml", components=["correctness", "acc"])
@@ -268,3 +268,21 @@ def test_verls_own_keys_reach_our_estimators(tasks_file):
     assert estimator_call_options(cfg, validate(cfg)) == {"norm_adv_by_std_in_grpo": False}
     cfg = compose(tasks_file, "algorithm.adv_estimator=gs_gdpo")
     assert estimator_call_options(cfg, validate(cfg)) == {}
+
+
+def test_auto_bounds_are_refused_with_the_calibrate_command_to_run(tmp_path):
+    auto = tmp_path / "tasks_auto.yaml"
+    auto.write_text(
+        f"extends: {REPO / 'configs' / 'tasks.yaml'}\n"
+        "tasks:\n  math: {length_envelope: auto}\n"
+        "  ocr: {entropy_band: {h_min: auto, h_max: auto, coef: 0.02}}\n"
+    )
+    cfg = compose_config(CONFIG, [f"openvlthinker.tasks={auto}"])
+    with pytest.raises(
+        ValueError,
+        match=rf"openvlthinker.tasks: {auto} sets shaping bounds to 'auto' \(math: "
+        r"length_envelope; ocr: h_min, h_max\); openvlthinker-verl does not calibrate inside "
+        r"the Ray job: run `openvlthinker calibrate --config ENGINE_CONFIG --out "
+        r"TASKS_OUT.yaml` first .* openvlthinker.tasks=TASKS_OUT.yaml",
+    ):
+        validate(cfg)

@@ -98,7 +98,7 @@ def test_advantage_step_through_the_real_transfer_queue(transfer_queue):
     G2RPOTrainer's step: same values, under the same keys."""
     from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
-    from tests.verl_plugin.test_trainer_advantage import (
+    from tests.verl_plugin.test_trainer import (
         expected_gs_grpo,
         make_batch,
         make_trainer,

@@ -12,45 +12,9 @@ from transformers import AutoModelForImageTextToText
 
 from openvlthinker.cli import configure_logging, main
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.mark.slow
-def test_train_command_validates_checkpoints_logs_and_plots(tmp_path, tiny_cache, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    out = tmp_path / "run"
-    rc = main(
-        [
-            "train",
-            "--config",
-            "configs/tiny_cpu.yaml",
-            f"trainer.out_dir={out}",
-            f"model.cache_dir={tiny_cache}",
-            "trainer.total_steps=2",
-            "trainer.test_freq=2",
-            "trainer.save_freq=2",
-            "data.max_val_records=1",
-            "rollout.max_new_tokens=8",
-            "trainer.progress_bar=false",
-        ]
-    )
-    assert rc == 0
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [0, 1, 2]
-    tasks = ("grounding", "spatial", "science", "math", "chart", "ocr")
-    for step in (0, 2):  # validation before training and after the last step
-        assert all(f"val/{t}/reward" in rows[step] for t in tasks)
-        assert "val/macro/reward" in rows[step]
-    assert {"train/reward", "train/entropy", "actor/pg_loss", "actor/grad_norm"} <= set(rows[1])
-    assert any(
-        k.startswith("train/") and k.endswith("/entropy") and k.count("/") == 2 for k in rows[1]
-    )
-    assert (out / "training_curves.png").stat().st_size > 10_000
-    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
-    model_dir = out / "checkpoints/global_step_2/model"
-    model = AutoModelForImageTextToText.from_pretrained(model_dir)
-    assert model.config.model_type == "qwen3_vl"
-    assert (model_dir / "tokenizer_config.json").is_file()
+ROOT = Path(__file__).resolve().parents[1]
+# the README command, run from the repository root
+TRAIN = ("train", "--config", "configs/tiny_cpu.yaml")
 
 
 def test_bad_override_exits_2_naming_the_key(capsys):
@@ -68,7 +32,7 @@ def test_a_bad_task_file_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     bad = tmp_path / "tasks.yaml"
     bad.write_text("tasks:\n  math:\n    domain: math\n    problem_types: [algebra]\n")
-    rc = main(["train", "--config", "configs/tiny_cpu.yaml", f"data.tasks={bad}"])
+    rc = main([*TRAIN, f"data.tasks={bad}"])
     err = capsys.readouterr().err
     assert rc == 2
     assert err.startswith(f"openvlthinker: {bad}: task 'math', key 'problem_types'")
@@ -98,12 +62,41 @@ def _run_cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
-def test_the_tiny_run_logs_a_start_line_every_step_and_where_the_outputs_are(tmp_path, tiny_cache):
-    out = tmp_path / "run"
-    common = ("train", "--config", "configs/tiny_cpu.yaml", *SMOKE, f"model.cache_dir={tiny_cache}")
-    done = _run_cli(*common, f"trainer.out_dir={out}")
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_cache):
+    """The README command for 2 steps, run once for the tests below in a fresh interpreter:
+    (its run folder, its arguments, the finished process)."""
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    args = (*TRAIN, *SMOKE, f"model.cache_dir={tiny_cache}", f"trainer.out_dir={out}")
+    done = _run_cli(*args)
     assert done.returncode == 0, done.stderr
+    return out, args, done
+
+
+@pytest.mark.slow
+def test_train_command_validates_checkpoints_logs_and_plots(tiny_run):
+    out, _, _ = tiny_run
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    tasks = ("grounding", "spatial", "science", "math", "chart", "ocr")
+    for step in (0, 2):  # validation before training and after the last step
+        assert all(f"val/{t}/reward" in rows[step] for t in tasks)
+        assert "val/macro/reward" in rows[step]
+    assert {"train/reward", "train/entropy", "actor/pg_loss", "actor/grad_norm"} <= set(rows[1])
+    assert any(
+        k.startswith("train/") and k.endswith("/entropy") and k.count("/") == 2 for k in rows[1]
+    )
+    assert (out / "training_curves.png").stat().st_size > 10_000
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    model_dir = out / "checkpoints/global_step_2/model"
+    model = AutoModelForImageTextToText.from_pretrained(model_dir)
+    assert model.config.model_type == "qwen3_vl"
+    assert (model_dir / "tokenizer_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_the_tiny_run_logs_a_start_line_every_step_and_where_the_outputs_are(tiny_run):
+    out, args, done = tiny_run
     lines = done.stderr.splitlines()
     start = [x for x in lines if " openvlthinker.engine.trainer: run tiny_cpu: steps 1-2, " in x]
     assert len(start) == 1 and "gs_grpo on 288 records of 6 tasks" in start[0]
@@ -115,7 +108,7 @@ def test_the_tiny_run_logs_a_start_line_every_step_and_where_the_outputs_are(tmp
     )
     assert " INFO openvlthinker.engine.trainer: finished step 2 train/reward=" in lines[-1]
     # --log-level is honoured: WARNING keeps the one line that says there is nothing to do.
-    again = _run_cli(*common, f"trainer.out_dir={out}", "--log-level", "warning")
+    again = _run_cli(*args, "--log-level", "warning")
     assert again.returncode == 0, again.stderr
     ours = [x for x in again.stderr.splitlines() if " openvlthinker." in x]
     assert len(ours) == 1 and "already trained 2 steps (trainer.total_steps=2): nothing" in ours[0]
@@ -169,7 +162,7 @@ def test_package_log_lines_show_whatever_configured_the_root_logger(capsys):
 )
 def test_bad_input_is_one_line_naming_it(overrides, message, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    assert main(["train", "--config", "configs/tiny_cpu.yaml", *overrides]) == 2
+    assert main([*TRAIN, *overrides]) == 2
     err = capsys.readouterr().err
     assert err.endswith(message) and "Traceback" not in err  # before it: the log lines, if any
 
@@ -201,9 +194,7 @@ def test_ctrl_c_names_the_last_checkpoint_and_exits_130(tmp_path, tiny_cache, ca
     out = tmp_path / "run"
     rc = main(
         [
-            "train",
-            "--config",
-            "configs/tiny_cpu.yaml",
+            *TRAIN,
             f"trainer.out_dir={out}",
             f"model.cache_dir={tiny_cache}",
             "trainer.total_steps=3",

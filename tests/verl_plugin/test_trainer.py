@@ -13,7 +13,7 @@ from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 from openvlthinker.advantage import compute_advantage
 from openvlthinker.method_config import EntropyBandConfig
-from openvlthinker.step import StepTasks, TaskBands, band_weights
+from openvlthinker.step import BandSide, StepTasks, TaskBands, band_weights
 from openvlthinker.tasks import TaskRegistry, TaskSpec
 from openvlthinker.verl_plugin import trainer as trainer_module
 from openvlthinker.verl_plugin.config import PluginSettings
@@ -152,12 +152,18 @@ def make_trainer(
     return trainer
 
 
-def run_step(estimator: str, options=None, advantage_key="task", entropy="full", band=True):
+def queued(rows) -> tuple[FakeTQ, KVBatchMeta]:
+    """``rows`` in a fake TransferQueue, and the batch handle verl's trainer gets for them."""
     fake = FakeTQ()
-    rows = make_batch()
     for key, _, fields in rows:
         fake.store[key] = dict(fields)
     batch = KVBatchMeta(keys=[r[0] for r in rows], tags=[r[1] for r in rows], partition_id="train")
+    return fake, batch
+
+
+def run_step(estimator: str, options=None, advantage_key="task", entropy="full", band=True):
+    rows = make_batch()
+    fake, batch = queued(rows)
     trainer = make_trainer(fake, estimator, options, advantage_key, entropy, band)
     metrics: dict = {}
     with pytest.MonkeyPatch.context() as mp:
@@ -180,6 +186,32 @@ def expected_gs_grpo(real, key=lambda fields: fields["data_source"]):
     return compute_advantage(
         "gs_grpo", rewards, group=[r[2]["uid"] for r in real], task=[key(r[2]) for r in real]
     )
+
+
+def components(real) -> dict[str, torch.Tensor]:
+    """The rows' reward components; length only where the task weights it (math here)."""
+    info = [r[2]["extra_fields"]["reward_extra_info"] for r in real]
+    on = {"grounding": 0.0, "math": 1.0, "ocr": 0.0}
+    comps = {
+        name: torch.tensor([i[name] for i in info], dtype=torch.float64)
+        for name in ("correctness", "format", "structure")
+    }
+    comps["length"] = torch.tensor(
+        [i["length"] * on[r[2]["data_source"]] for i, r in zip(info, real)], dtype=torch.float64
+    )
+    return comps
+
+
+def written_band_weights(fake, real, token_entropy) -> tuple[torch.Tensor, BandSide]:
+    """The band weight written for each real row, after checking it is band_weights of
+    ``token_entropy`` (one tensor per row) under the rows' masks and tasks; and the side."""
+    entropy = torch.nn.utils.rnn.pad_sequence(token_entropy, batch_first=True)
+    mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
+    index = make_registry().indices([r[2]["data_source"] for r in real])
+    want, side = band_weights(entropy, mask, index, BANDS)
+    got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
+    torch.testing.assert_close(got, want.to(got.dtype))
+    return got, side
 
 
 def test_gs_grpo_matches_compute_advantage_and_lines_up_by_key():
@@ -207,15 +239,7 @@ def test_stage_two_keys_on_problem_type_when_the_task_file_says_so():
 def test_gs_gdpo_reads_components_and_masks_length_by_task():
     rows, fake, _ = run_step("gs_gdpo", options={"pin_equal_groups": True})
     real = real_rows(rows)
-    info = [r[2]["extra_fields"]["reward_extra_info"] for r in real]
-    on = {"grounding": 0.0, "math": 1.0, "ocr": 0.0}
-    comps = {
-        name: torch.tensor([i[name] for i in info], dtype=torch.float64)
-        for name in ("correctness", "format", "structure")
-    }
-    comps["length"] = torch.tensor(
-        [i["length"] * on[r[2]["data_source"]] for i, r in zip(info, real)], dtype=torch.float64
-    )
+    comps = components(real)
     # each normalised component weighted by its row's task weight (method.md section 1)
     weights = {
         name: torch.tensor([WEIGHTS[r[2]["data_source"]][i] for r in real], dtype=torch.float64)
@@ -239,15 +263,7 @@ def test_component_weights_option_overrides_the_task_weights():
     override = {"correctness": 1.0, "format": 1.0, "structure": 1.0, "length": 1.0}
     rows, fake, _ = run_step("gdpo", options={"component_weights": override})
     real = real_rows(rows)
-    info = [r[2]["extra_fields"]["reward_extra_info"] for r in real]
-    on = {"grounding": 0.0, "math": 1.0, "ocr": 0.0}
-    comps = {
-        name: torch.tensor([i[name] for i in info], dtype=torch.float64)
-        for name in ("correctness", "format", "structure")
-    }
-    comps["length"] = torch.tensor(
-        [i["length"] * on[r[2]["data_source"]] for i, r in zip(info, real)], dtype=torch.float64
-    )
+    comps = components(real)
     expected = compute_advantage(
         "gdpo",
         torch.tensor([float(r[2]["rm_scores"].sum()) for r in real]),
@@ -281,12 +297,7 @@ def test_per_task_metrics_and_band_weights():
         assert metrics[f"train/{task}/advantage_std"] == pytest.approx(
             float(adv.std(unbiased=False)), rel=1e-5
         )
-    entropy = torch.nn.utils.rnn.pad_sequence([r[2]["entropy"] for r in real], batch_first=True)
-    mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
-    index = make_registry().indices([r[2]["data_source"] for r in real])
-    want, side = band_weights(entropy, mask, index, BANDS)
-    got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
-    torch.testing.assert_close(got, want.to(got.dtype))
+    got, side = written_band_weights(fake, real, [r[2]["entropy"] for r in real])
     signs = {r[2]["data_source"]: torch.sign(g).item() for r, g in zip(real, got)}
     assert signs == {"grounding": 1.0, "math": 0.0, "ocr": -1.0}
     # the band loss, the single-process engine's actor/entropy_band_loss: sum of coef * hinge
@@ -305,14 +316,7 @@ def test_sampled_estimator_judges_and_logs_minus_old_log_probs():
         mine = [r for r in real if r[2]["data_source"] == task]
         tokens = -torch.cat([r[2]["old_log_probs"] for r in mine])
         assert metrics[f"train/{task}/entropy"] == pytest.approx(float(tokens.mean()), rel=1e-6)
-    sampled = torch.nn.utils.rnn.pad_sequence(
-        [-r[2]["old_log_probs"] for r in real], batch_first=True
-    )
-    mask = torch.nn.utils.rnn.pad_sequence([r[2]["response_mask"] for r in real], batch_first=True)
-    index = make_registry().indices([r[2]["data_source"] for r in real])
-    want, _ = band_weights(sampled, mask, index, BANDS)
-    got = torch.tensor([float(written(fake, r[0], BAND_WEIGHT_KEY)[0]) for r in real])
-    torch.testing.assert_close(got, want.to(got.dtype))
+    got, _ = written_band_weights(fake, real, [-r[2]["old_log_probs"] for r in real])
     # the full-vocabulary entropy would give (+, 0, -): the sampled one decides (-, +, 0)
     signs = {r[2]["data_source"]: torch.sign(g).item() for r, g in zip(real, got)}
     assert signs == {"grounding": -1.0, "math": 1.0, "ocr": 0.0}
@@ -328,12 +332,9 @@ def test_per_task_entropy_is_logged_with_the_band_off():
 
 
 def test_unknown_task_fails_naming_it():
-    fake = FakeTQ()
     rows = make_batch()
     rows[0][2]["data_source"] = "chart"
-    for key, _, fields in rows:
-        fake.store[key] = dict(fields)
-    batch = KVBatchMeta(keys=[r[0] for r in rows], tags=[r[1] for r in rows], partition_id="train")
+    fake, batch = queued(rows)
     trainer = make_trainer(fake, "gs_grpo")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(trainer_module, "tq", fake)
