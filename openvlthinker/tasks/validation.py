@@ -2,7 +2,7 @@
 
 From the per-sample results of a validation pass this computes, for every task, every
 validation set and every (task or set, problem type) pair, the mean of each reward
-component, the response length mean and clip ratio, the error rate and the mean entropy
+component, the response length mean and clip ratio, the reward error rate and the mean entropy
 when given, plus the macro average over tasks. Names are stable (see docs/data.md):
 
     val/<task>/<metric>                 e.g. val/math/correctness, val/math/reward (overall)
@@ -21,7 +21,6 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-REWARD_METRICS = ("overall", "correctness", "format", "structure", "length", "acc")
 BEST_CHECKPOINT_METRIC = "val/score"
 DEFAULT_SELECT_METRIC = "correctness"
 
@@ -42,15 +41,18 @@ class ValidationSample(TypedDict, total=False):
 
 
 def _metrics(group: list[Mapping[str, Any]]) -> dict[str, float]:
+    # deferred: the rewards package is heavy, and scoring has imported it by now
+    from openvlthinker.rewards.config import RESULT_KEYS
+
     out: dict[str, float] = {}
-    for name in REWARD_METRICS:
+    for name in RESULT_KEYS:
         vals = [s["scores"][name] for s in group if s.get("scores", {}).get(name) is not None]
         if vals:
             # the score's "overall" is logged as "reward", the name training uses
             out["reward" if name == "overall" else name] = float(np.mean(vals))
     errors = [s["scores"].get("error") is not None for s in group if "scores" in s]
     if errors:
-        out["error_rate"] = float(np.mean(errors))
+        out["reward_error_rate"] = float(np.mean(errors))
     lengths = np.array([s["response_length"] for s in group if "response_length" in s], float)
     if lengths.size:
         out["response_length/mean"] = float(lengths.mean())

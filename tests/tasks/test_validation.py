@@ -43,12 +43,12 @@ def test_per_task_per_type_and_macro_values():
     assert m["val/math/response_length/mean"] == pytest.approx(28 / 3)
     assert m["val/math/response_length/clip_ratio"] == pytest.approx(1 / 3)  # 16 >= 16
     assert m["val/math/entropy"] == pytest.approx(0.3)
-    assert m["val/math/error_rate"] == 0.0
+    assert m["val/math/reward_error_rate"] == 0.0
     assert m["val/math/count"] == 3.0
     assert m["val/math/math/correctness"] == pytest.approx(0.5)
     assert m["val/math/numerical/correctness"] == 1.0
     assert m["val/ocr/correctness"] == 0.5
-    assert m["val/ocr/error_rate"] == 1.0
+    assert m["val/ocr/reward_error_rate"] == 1.0
     # macro: unweighted over tasks, not over samples (3 math samples count as one task)
     assert m["val/macro/correctness"] == pytest.approx((2 / 3 + 0.5) / 2)
     assert m[BEST_CHECKPOINT_METRIC] == m["val/macro/correctness"]
