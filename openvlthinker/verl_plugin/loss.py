@@ -44,7 +44,7 @@ def entropy_band_term(
 def token_entropy(model_output: dict, estimator: str) -> torch.Tensor:
     """The band's token entropy from verl's model output (nested, per sample): ``sampled`` =
     -log pi of the sampled token (method.md section 3), ``full`` = the vocabulary entropy."""
-    from openvlthinker.verl_plugin.config import check_entropy_estimator
+    from openvlthinker.verl_plugin.settings import check_entropy_estimator
 
     check_entropy_estimator(estimator)
     if estimator == "sampled":

@@ -24,16 +24,14 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from openvlthinker.method_config import EntropyBandConfig
-from openvlthinker.verl_plugin.config import (
-    PLUGIN_MODULE,
+from openvlthinker.verl_plugin.config import PLUGIN_MODULE, plugin_env, validate
+from openvlthinker.verl_plugin.settings import (
     SECTION,
     PluginSettings,
     image_geometry,
     load_registry,
     load_settings,
-    plugin_env,
     tiny_model_path,
-    validate,
 )
 from openvlthinker.verl_plugin.vision import FREEZE_ENV
 

@@ -62,7 +62,7 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
         reward_model_tokenizer: Any = None,
     ):
         super().__init__(config, tokenizer, compute_score)
-        from openvlthinker.verl_plugin.config import load_registry, load_settings
+        from openvlthinker.verl_plugin.settings import load_registry, load_settings
 
         self.registry, self.reward_config = load_registry(load_settings(config))
 

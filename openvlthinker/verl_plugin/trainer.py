@@ -39,13 +39,9 @@ from openvlthinker.step import (
     score_tensors,
     training_metrics,
 )
-from openvlthinker.verl_plugin.config import (
-    PluginSettings,
-    estimator_call_options,
-    load_registry,
-    load_settings,
-)
+from openvlthinker.verl_plugin.config import estimator_call_options
 from openvlthinker.verl_plugin.loss import BAND_WEIGHT_KEY, band_ppo_loss
+from openvlthinker.verl_plugin.settings import PluginSettings, load_registry, load_settings
 
 logger = logging.getLogger(__name__)
 

@@ -184,7 +184,7 @@ def test_the_band_estimator_defaults_to_sampled_which_needs_no_full_entropy(task
 
 def test_components_are_the_reward_suites_own_list():
     from openvlthinker.rewards.config import SCORED_COMPONENTS
-    from openvlthinker.verl_plugin import config as plugin_config
+    from openvlthinker.verl_plugin import settings as plugin_config
 
     assert plugin_config.PluginSettings(tasks="t.yaml").components == list(SCORED_COMPONENTS)
     with pytest.raises(ValueError, match=r"openvlthinker.components names 'acc'; known: corr"):
@@ -232,7 +232,7 @@ def test_the_band_section_is_the_engines_entropy_band_config(tasks_file):
 
 
 def test_settings_are_built_once_per_section(tasks_file):
-    from openvlthinker.verl_plugin.config import load_settings
+    from openvlthinker.verl_plugin.settings import load_settings
 
     cfg = compose(tasks_file)
     first = load_settings(cfg)

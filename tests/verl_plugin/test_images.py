@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from openvlthinker.engine.modeling import build_tiny_processor
-from openvlthinker.verl_plugin.config import compose_config, load_settings
+from openvlthinker.verl_plugin.config import compose_config
 from openvlthinker.verl_plugin.images import ImageGeometry, resolve_geometry
 from openvlthinker.verl_plugin.main import prepare
+from openvlthinker.verl_plugin.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 MIN_PIXELS, MAX_PIXELS = 32 * 32 * 4, 32 * 32 * 64

@@ -66,8 +66,8 @@ def test_a_relative_config_path_is_read_from_the_working_directory(tmp_path):
 def test_help_shows_usage_examples_and_every_key_of_our_section(capsys):
     from dataclasses import fields
 
-    from openvlthinker.verl_plugin.config import PluginSettings
     from openvlthinker.verl_plugin.main import main
+    from openvlthinker.verl_plugin.settings import PluginSettings
 
     main(["--help"])
     text = capsys.readouterr().out

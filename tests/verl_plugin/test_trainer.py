@@ -16,8 +16,8 @@ from openvlthinker.method_config import EntropyBandConfig
 from openvlthinker.step import BandSide, StepTasks, TaskBands, band_weights
 from openvlthinker.tasks import TaskRegistry, TaskSpec
 from openvlthinker.verl_plugin import trainer as trainer_module
-from openvlthinker.verl_plugin.config import PluginSettings
 from openvlthinker.verl_plugin.loss import BAND_WEIGHT_KEY
+from openvlthinker.verl_plugin.settings import PluginSettings
 from openvlthinker.verl_plugin.trainer import G2RPOTrainer
 
 TASKS = ("grounding", "math", "ocr")
