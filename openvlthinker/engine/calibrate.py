@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from openvlthinker.engine.data import RecordSampler
+from openvlthinker.engine.step import old_log_probs, scores_of
 from openvlthinker.shaping.calibration import TaskBounds, TaskMeasurements, derive_bounds
 from openvlthinker.tasks.registry import AUTO_FIELDS, TaskRegistry
 
@@ -132,37 +133,35 @@ def measure_task(trainer: Trainer, task: str, batches: int) -> TaskMeasurements:
         raise ValueError(f"{cfg.data.tasks}: task {task!r} has no training record to calibrate on")
     sampler = RecordSampler(records, cfg.data.seed, cfg.data.shuffle)
     n = cfg.rollout.n
+    io, policy = trainer.policy_io, trainer.policy
     lengths, entropy, correctness, reward = [], [], [], []
     for _ in range(batches):
-        b_records = sampler.next(cfg.data.rollout_batch_size)
-        encoded = trainer._encode(b_records)
-        rollout = trainer._generate(
-            encoded.batch.repeat(n), temperature=cfg.rollout.temperature, greedy=False
+        prompt_records = sampler.next(cfg.data.rollout_batch_size)
+        encoded = io.encode(prompt_records)
+        rollout = io.generate(
+            policy, encoded.batch.repeat(n), temperature=cfg.rollout.temperature, greedy=False
         )
-        scores = trainer._score(
-            rollout,
-            [r for r in b_records for _ in range(n)],
-            [s for s in encoded.model_image_sizes for _ in range(n)],
+        scores = scores_of(
+            trainer.score(
+                rollout,
+                [r for r in prompt_records for _ in range(n)],
+                [s for s in encoded.model_image_sizes for _ in range(n)],
+            )
         )
         mask = rollout.response_mask.to(torch.float64)
-        token_entropy = torch.cat(
-            [
-                trainer._token_entropy(
-                    trainer._forward(trainer.policy, rollout.select(mb), with_grad=False)
-                )
-                for mb in trainer.micro_batches(torch.arange(rollout.size))
-            ]
-        ).to(torch.float64)
+        token_entropy = old_log_probs(
+            io, policy, rollout, trainer.update_settings.micro_batch_size
+        ).entropy.to(torch.float64)
         n_tokens = mask.sum(-1)
         lengths.append(n_tokens.cpu())
         entropy.append(((token_entropy * mask).sum(-1) / n_tokens.clamp_min(1)).cpu())
-        correctness += [float(s["correctness"]) for s in scores]
-        reward += [float(s["overall"]) for s in scores]
+        correctness.append(scores["correctness"])
+        reward.append(scores["overall"])
     return TaskMeasurements(
         lengths=torch.cat(lengths).long().numpy(),
         entropy=torch.cat(entropy).numpy(),
-        correctness=np.asarray(correctness),
-        reward=np.asarray(reward),
+        correctness=torch.cat(correctness).numpy(),
+        reward=torch.cat(reward).numpy(),
         max_new_tokens=cfg.rollout.max_new_tokens,
     )
 
