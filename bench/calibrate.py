@@ -64,9 +64,9 @@ def run(config: str, overrides: list[str], out: Path) -> dict:
     counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     measure = trainer.batch_metrics
 
-    def batch_metrics(batch):
+    def batch_metrics(batch, advantages, token_entropy):
         lengths = batch.rollout.response_mask.sum(-1).cpu()
-        entropy = (batch.token_entropy.double().cpu() * batch.rollout.response_mask.cpu()).sum(-1)
+        entropy = (token_entropy.double().cpu() * batch.rollout.response_mask.cpu()).sum(-1)
         tasks = [r.task for r in batch.records]
         for task in set(tasks):
             rows = torch.tensor([t == task for t in tasks])
@@ -82,7 +82,7 @@ def run(config: str, overrides: list[str], out: Path) -> dict:
             c["steps"] += 1
             c["band"] += int(h_min <= h_t <= h_max)
             c["last_entropy"] = h_t
-        return measure(batch)
+        return measure(batch, advantages, token_entropy)
 
     trainer.batch_metrics = batch_metrics
     trainer.fit()

@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 
 from openvlthinker.data import Record
 from openvlthinker.engine.calibration_report import write_report
 from openvlthinker.engine.config import TrainConfig
 from openvlthinker.engine.data import RecordSampler
+from openvlthinker.engine.policy import PolicyIO
+from openvlthinker.engine.step import old_log_probs, scores_of
 from openvlthinker.shaping.calibration import (
     CALIBRATION_FILE,
     Calibration,
@@ -40,7 +41,7 @@ SEED_OFFSET = 20_000
 
 class TrainerView(Protocol):
     """What calibration reads of ``engine.trainer.Trainer``: its config, tasks and records,
-    and the rollout, reward and entropy calls of its training step (no update)."""
+    its policy I/O and reward call, and the micro-batch size of its update (no update)."""
 
     cfg: TrainConfig
     registry: TaskRegistry
@@ -49,12 +50,10 @@ class TrainerView(Protocol):
     policy: torch.nn.Module
     all_train_records: Sequence[Record]
 
-    def _encode(self, records: Sequence[Record]) -> Any: ...
-    def _generate(self, batch: Any, *, temperature: float, greedy: bool) -> Any: ...
-    def _score(self, rollout: Any, records: Sequence[Record], sizes: Sequence[Any]) -> Any: ...
-    def _forward(self, model: torch.nn.Module, batch: Any, *, with_grad: bool) -> Any: ...
-    def _token_entropy(self, outputs: Any) -> torch.Tensor: ...
-    def micro_batches(self, rows: torch.Tensor) -> Any: ...
+    policy_io: PolicyIO
+    update_settings: Any
+
+    def score(self, rollout: Any, records: Sequence[Record], sizes: Sequence[Any]) -> Any: ...
 
 
 def fields_to_derive(registry: TaskRegistry) -> dict[str, tuple[str, ...]]:
@@ -71,37 +70,35 @@ def measure_task(trainer: TrainerView, task: str, batches: int) -> TaskMeasureme
         raise ValueError(f"{cfg.data.tasks}: task {task!r} has no training record to calibrate on")
     sampler = RecordSampler(records, cfg.data.seed, cfg.data.shuffle)
     n = cfg.rollout.n
+    io, policy = trainer.policy_io, trainer.policy
     lengths, entropy, correctness, reward = [], [], [], []
     for _ in range(batches):
-        b_records = sampler.next(cfg.data.rollout_batch_size)
-        encoded = trainer._encode(b_records)
-        rollout = trainer._generate(
-            encoded.batch.repeat(n), temperature=cfg.rollout.temperature, greedy=False
+        prompt_records = sampler.next(cfg.data.rollout_batch_size)
+        encoded = io.encode(prompt_records)
+        rollout = io.generate(
+            policy, encoded.batch.repeat(n), temperature=cfg.rollout.temperature, greedy=False
         )
-        scores = trainer._score(
-            rollout,
-            [r for r in b_records for _ in range(n)],
-            [s for s in encoded.model_image_sizes for _ in range(n)],
+        scores = scores_of(
+            trainer.score(
+                rollout,
+                [r for r in prompt_records for _ in range(n)],
+                [s for s in encoded.model_image_sizes for _ in range(n)],
+            )
         )
         mask = rollout.response_mask.to(torch.float64)
-        token_entropy = torch.cat(
-            [
-                trainer._token_entropy(
-                    trainer._forward(trainer.policy, rollout.select(mb), with_grad=False)
-                )
-                for mb in trainer.micro_batches(torch.arange(rollout.size))
-            ]
-        ).to(torch.float64)
+        token_entropy = old_log_probs(
+            io, policy, rollout, trainer.update_settings.micro_batch_size
+        ).entropy.to(torch.float64)
         n_tokens = mask.sum(-1)
         lengths.append(n_tokens.cpu())
         entropy.append(((token_entropy * mask).sum(-1) / n_tokens.clamp_min(1)).cpu())
-        correctness += [float(s["correctness"]) for s in scores]
-        reward += [float(s["overall"]) for s in scores]
+        correctness.append(scores["correctness"])
+        reward.append(scores["overall"])
     return TaskMeasurements(
         lengths=torch.cat(lengths).long().numpy(),
         entropy=torch.cat(entropy).numpy(),
-        correctness=np.asarray(correctness),
-        reward=np.asarray(reward),
+        correctness=torch.cat(correctness).numpy(),
+        reward=torch.cat(reward).numpy(),
         max_new_tokens=cfg.rollout.max_new_tokens,
     )
 

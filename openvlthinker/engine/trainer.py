@@ -1,18 +1,16 @@
-"""The single-process G2RPO trainer. One step reads top to bottom:
+"""The single-process G2RPO trainer: a run's state (policy, optimiser, data position, step)
+and its loop (:meth:`Trainer.fit`: steps, validation, checkpoints, resume).
 
-rollout -> reward -> (dynamic sampling) -> advantage -> old/ref log-probs ->
-mini-batch PPO-clip updates (micro-batches, grad accumulation, clipping, entropy band).
+Set-up is ``engine/setup.py``; the step's phases are ``engine/step.py`` and
+``engine/update.py``; validation is ``engine/validation.py``. :meth:`Trainer.train_step`
+reads as the algorithm: collect (rollout -> score) -> advantage -> old/ref log-probs ->
+update -> metrics.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
-import os
 import time
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,105 +18,47 @@ import torch
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import AutoConfig
 
-from openvlthinker.advantage import estimator_requirements
-from openvlthinker.data import load_task_data
+from openvlthinker.data import Record
 from openvlthinker.engine import checkpoint as ckpt
 from openvlthinker.engine import lora
+from openvlthinker.engine import step as phases
 from openvlthinker.engine.calibrate import CALIBRATION_FILE, auto_calibration
 from openvlthinker.engine.config import ConfigError, TrainConfig, resume_conflicts, to_dict
-from openvlthinker.engine.data import EncodedPrompts, RecordSampler, encode_records
-from openvlthinker.engine.logprob import score_tokens
-from openvlthinker.engine.loss import (
-    aggregate,
-    aggregation_denominator,
-    kl_penalty,
-    ppo_clip_token_loss,
-)
-from openvlthinker.engine.modeling import (
-    TinySpec,
-    ensure_tiny_checkpoint,
-    load_policy,
-    load_processor,
-    never_sampled_ids,
-)
+from openvlthinker.engine.data import RecordSampler
+from openvlthinker.engine.modeling import load_processor
 from openvlthinker.engine.plot import plot_history
-from openvlthinker.engine.rollout import Rollout, concat_rollouts, generate
-from openvlthinker.engine.tracking import Tracker, read_jsonl
-from openvlthinker.engine.validation import EvalSet, PolicyCalls, run_set
-from openvlthinker.rewards import close_pools, score_batch, validate_problem_types
-from openvlthinker.rewards.user import load_user_scorers
-from openvlthinker.shaping import entropy_band_surrogate
-from openvlthinker.step import (
-    StepInputs,
-    StepTasks,
-    advantage_step,
-    band_side,
-    record_reward_items,
-    score_row,
-    score_tensors,
-    training_metrics,
+from openvlthinker.engine.policy import PolicyIO
+from openvlthinker.engine.rollout import Rollout
+from openvlthinker.engine.setup import (
+    DTYPES,
+    base_model_path,
+    default_num_threads,
+    load_policy_model,
+    load_run_data,
+    load_run_tasks,
+    log_parameter_counts,
+    make_optimizer,
+    reference_model,
+    resolve_device,
 )
-from openvlthinker.tasks import compute_validation_metrics, load_tasks
+from openvlthinker.engine.step import (
+    AdvantageSettings,
+    CollectSettings,
+    OldLogProbs,
+    RolloutBatch,
+    timed,
+)
+from openvlthinker.engine.tracking import Tracker, read_jsonl
+from openvlthinker.engine.update import PolicyUpdate, UpdateSettings
+from openvlthinker.engine.validation import PolicyCalls, eval_sets, policy_calls, validate
+from openvlthinker.rewards import close_pools
+from openvlthinker.step import StepTasks
 from openvlthinker.tasks.validation import BEST_CHECKPOINT_METRIC
 
 logger = logging.getLogger(__name__)
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def default_num_threads(cores: int | None = None, load: float | None = None) -> int:
-    """torch CPU threads when ``trainer.num_threads`` is null: the cores this process may run
-    on (its affinity mask, ``os.sched_getaffinity``) less those other processes keep busy
-    (the whole part of the 1-minute load average), at least 1.
-
-    Why the load: torch's threads meet at a barrier in every parallel op, so a thread
-    waiting for a core held by another job stalls them all. On 2 cores at load 8 the tiny
-    run took 64-137 s per step with 2 threads and 7-12 s with 1 (docs/engine.md).
-    An ``OMP_NUM_THREADS`` set in the environment is the user's choice and wins.
-    """
-    omp = os.environ.get("OMP_NUM_THREADS", "")
-    if omp.isdigit() and int(omp) > 0:
-        return int(omp)
-    if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # no affinity call (macOS, Windows)
-            cores = os.cpu_count() or 1
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            load = 0.0
-    return max(1, cores - int(load))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-@dataclass
-class StepBatch:
-    """One step's final rollout batch of B responses (prompt groups of ``rollout.n`` in a row).
-
-    records, scores, image_sizes: per response; group: (B,) prompt-group id; advantages: (B,);
-    baselines: per response, the overall reward of its prompt's greedy response (ReMax);
-    old_log_probs, ref_log_probs, token_entropy: (B, T); task_index: (B,) row of the registry.
-    """
-
-    rollout: Rollout
-    records: list
-    scores: list[dict]
-    group: torch.Tensor
-    image_sizes: list
-    advantages: torch.Tensor | None = None
-    old_log_probs: torch.Tensor | None = None
-    ref_log_probs: torch.Tensor | None = None
-    token_entropy: torch.Tensor | None = None
-    task_index: torch.Tensor | None = None
-    baselines: list[float] | None = None
-    score_tensors: dict[str, torch.Tensor] | None = None
+#: Offset of validation's RNG stream from trainer.seed (calibration uses +20_000).
+VALIDATION_SEED_OFFSET = 10_000
 
 
 class Trainer:
@@ -129,414 +69,72 @@ class Trainer:
         self.out_dir = Path(cfg.trainer.out_dir)
         torch.set_num_threads(cfg.trainer.num_threads or default_num_threads())
         self.device = resolve_device(cfg.model.device)
-        self.dtype = _DTYPES[cfg.model.dtype]
+        self.dtype = DTYPES[cfg.model.dtype]
         self.shuffle_gen = torch.Generator().manual_seed(cfg.trainer.seed + 1)
 
-        # Rewards first: user scorers register their problem types before the task file loads.
-        self.reward_config = cfg.reward
-        load_user_scorers(self.reward_config)
-        # 'auto' bounds are measured from the policy before step 1 (resolve_auto_bounds).
-        self.registry = load_tasks(cfg.data.tasks, allow_auto=True)
-        self.tasks = [
-            t for t in self.registry if not cfg.data.only_tasks or t in cfg.data.only_tasks
-        ]
-        unknown = sorted(set(cfg.data.only_tasks) - set(self.registry))
-        if unknown:
-            raise ConfigError(
-                f"data.only_tasks={list(cfg.data.only_tasks)}: unknown task(s) {unknown} in "
-                f"{cfg.data.tasks}; known: {', '.join(self.registry)}"
-            )
-        validate_problem_types(
-            self.registry.problem_types(),
-            where=f"{cfg.data.tasks}: problem_types",
-        )
-        self.advantage_key = cfg.algorithm.advantage_key or self.registry.advantage_key
+        run = load_run_tasks(cfg)
+        self.reward_config = run.reward_config
+        self.registry = run.registry
+        self.tasks = list(run.tasks)
         self.calibration = None
-        self.step_tasks = None
+        # Built once the task file's 'auto' bounds are known (resolve_auto_bounds).
+        self.step_tasks: StepTasks | None = None
         if not self.registry.auto_fields():
             self.step_tasks = StepTasks.from_registry(self.registry, cfg.algorithm.components)
 
-        model_path = cfg.model.path
-        if model_path is None:
-            spec = TinySpec(**to_dict(cfg)["model"]["tiny"])
-            model_path = str(ensure_tiny_checkpoint(spec, os.path.expanduser(cfg.model.cache_dir)))
-        self.model_path = model_path
-        self.model_type = AutoConfig.from_pretrained(model_path).model_type
+        self.model_path = base_model_path(cfg)
+        self.model_type = AutoConfig.from_pretrained(self.model_path).model_type
         self.processor = load_processor(
-            model_path, self.model_type, cfg.model.min_pixels, cfg.model.max_pixels
+            self.model_path, self.model_type, cfg.model.min_pixels, cfg.model.max_pixels
         )
         self.tokenizer = self.processor.tokenizer
-        ip = self.processor.image_processor
-        self.image_factor = int(ip.patch_size * ip.merge_size)
-        self.policy = self._load_policy(model_path)
-        trainable, total = lora.parameter_counts(self.policy)
-        logger.info(
-            "trainable parameters: %d of %d (%.4f%%)%s%s",
-            trainable,
-            total,
-            100 * trainable / total,
-            f"; LoRA rank {cfg.model.lora_rank} on {len(lora.adapted_modules(self.policy))} layers"
-            if cfg.model.lora_rank > 0
-            else "",
-            "; vision tower frozen" if cfg.model.freeze_vision_tower else "",
+        self.policy = self.load_policy(self.model_path)
+        log_parameter_counts(cfg, self.policy)
+        self.ref_policy = reference_model(cfg, self.policy)
+        self.policy_io = PolicyIO.from_config(
+            cfg, self.processor, self.policy, self.reward_config, self.device, self.dtype
         )
-        # With LoRA the reference is the policy with its adapters disabled (lora.reference).
-        self.ref_policy = None
-        if cfg.actor.use_kl_loss and cfg.model.lora_rank == 0:
-            self.ref_policy = copy.deepcopy(self.policy).eval().requires_grad_(False)
-        vocab = self.policy.get_output_embeddings().weight.shape[0]
-        self.suppress_ids = never_sampled_ids(self.tokenizer, vocab)
-        self.eos_ids = sorted({self.tokenizer.eos_token_id, *self._generation_eos()})
-        self.pad_id = self.tokenizer.pad_token_id
+        self.optimizer, self.scheduler = make_optimizer(self.policy, cfg.actor)
 
-        self.optimizer, self.scheduler = self._make_optimizer()
-
-        # Selected by each record's own task: a file listed under one task may hold others.
-        train = load_task_data(self.registry, "train")
-        # Every task's records: calibration also measures tasks that data.only_tasks leaves out.
-        self.all_train_records = [
-            r
-            for recs in train.values()
-            for r in (recs[: cfg.data.max_train_records] if cfg.data.max_train_records else recs)
-        ]
-        self.train_records = [r for r in self.all_train_records if r.task in self.tasks]
+        data = load_run_data(cfg.data, self.registry, self.tasks)
+        self.all_train_records = data.all_train_records
+        self.train_records = data.train_records
+        self.val_sets = data.val_sets
         self.sampler = RecordSampler(self.train_records, cfg.data.seed, cfg.data.shuffle)
-        val = load_task_data(self.registry, "validation") if self.registry.validation_sets() else {}
-        cap = cfg.data.max_val_records
-        self.val_sets: dict[str, list] = {}
-        for name, recs in val.items():
-            kept = [r for r in (recs[:cap] if cap else recs) if r.task in self.tasks]
-            if kept:
-                self.val_sets[name] = kept
+
+        # The step's settings, read from the config once.
+        self.collect_settings = CollectSettings.from_config(cfg)
+        self.advantage_settings = AdvantageSettings.from_config(cfg, self.registry)
+        self.update_settings = UpdateSettings.from_config(cfg)
+
         self.step = 0
         self.resumed_from: Path | None = None
         # Seeded last, so whatever set-up did (building a tiny model or not) the run samples alike.
         torch.manual_seed(cfg.trainer.seed)
         self.tracker: Tracker | None = None
-        self.step_hook = None  # tests: called as hook(trainer, step) after each step
 
-    # ------------------------------------------------------------------ set-up helpers
-    def _make_optimizer(self):
-        """AdamW over the policy and a linear warm-up of ``actor.warmup_steps`` updates."""
-        a = self.cfg.actor
-        optimizer = torch.optim.AdamW(
-            lora.trainable_parameters(self.policy),
-            lr=a.lr,
-            betas=tuple(a.betas),
-            weight_decay=a.weight_decay,
+    def load_policy(self, path: str) -> torch.nn.Module:
+        """The policy from the base model or a checkpoint's ``model/`` folder."""
+        return load_policy_model(self.cfg, path, self.model_path, self.dtype, self.device)
+
+    @property
+    def reference(self) -> torch.nn.Module | None:
+        """The KL loss's reference: the frozen copy, or with LoRA the policy itself (its
+        adapters disabled while scoring); None without the KL loss."""
+        if not self.cfg.actor.use_kl_loss:
+            return None
+        return self.policy if self.ref_policy is None else self.ref_policy
+
+    def score(self, rollout: Rollout, records: list[Record], model_image_sizes: list) -> list[dict]:
+        """The reward results of a rollout's rows (``step.score_rollout``)."""
+        return phases.score_rollout(
+            self.policy_io, rollout, records, model_image_sizes, self.registry, self.reward_config
         )
-        warmup = a.warmup_steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0
-        )
-        return optimizer, scheduler
-
-    def _load_policy(self, path: str):
-        """The policy from ``path``: the base model, or a checkpoint's ``model/`` folder, which
-        with LoRA holds the adapter (the base is then ``self.model_path``)."""
-        m = self.cfg.model
-        adapter = None
-        if m.lora_rank > 0:
-            adapter = m.lora_adapter_path if path == self.model_path else path
-            path = self.model_path
-        model = load_policy(path, self.dtype, self.device, m.attn_implementation)
-        if m.freeze_vision_tower:
-            lora.freeze_vision_tower(model)
-        if m.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-            model.config.use_cache = False
-            if m.lora_rank > 0 or m.freeze_vision_tower:
-                # frozen inputs to a checkpointed block would otherwise cut the graph
-                model.enable_input_require_grads()
-        if m.lora_rank > 0:
-            model = lora.apply_lora(model, m, adapter, seed=self.cfg.trainer.seed)
-            if m.freeze_vision_tower:
-                lora.check_frozen_tower_has_no_adapter(model)
-        return model
-
-    def _generation_eos(self) -> list[int]:
-        eos = self.policy.generation_config.eos_token_id
-        return [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
-
-    def _encode(self, records: list) -> EncodedPrompts:
-        return encode_records(
-            records,
-            self.processor,
-            template=self.cfg.data.template,
-            min_pixels=self.cfg.model.min_pixels,
-            max_pixels=self.cfg.model.max_pixels,
-            factor=self.image_factor,
-            max_prompt_length=self.cfg.data.max_prompt_length,
-            message_options={
-                "think_tag": self.reward_config.think_tag,
-                "answer_tag": self.reward_config.answer_tag,
-                "coordinate_frame": self.reward_config.coordinate_frame,
-            },
-        )
-
-    def _generate(
-        self, prompts, *, temperature: float, greedy: bool, return_log_probs: bool = False
-    ) -> Rollout:
-        r = self.cfg.rollout
-        self.policy.eval()
-        return generate(
-            self.policy,
-            prompts.to(self.device, self.dtype),
-            max_new_tokens=r.max_new_tokens,
-            temperature=temperature,
-            top_p=r.top_p,
-            top_k=r.top_k,
-            do_sample=not greedy,
-            suppress_ids=self.suppress_ids,
-            eos_ids=self.eos_ids,
-            pad_id=self.pad_id,
-            return_log_probs=return_log_probs,
-        )
-
-    def _score(self, rollout: Rollout, records: list, image_sizes: list) -> list[dict]:
-        """Reward suite on decoded responses; length counted in tokens, envelopes per task."""
-        texts = self.tokenizer.batch_decode(rollout.responses.cpu(), skip_special_tokens=True)
-        lengths = rollout.response_lengths().cpu().tolist()
-        items = record_reward_items(texts, lengths, records, image_sizes, self.registry)
-        return score_batch(items, config=self.reward_config)
 
     # ------------------------------------------------------------------ the step
-    def collect(self) -> tuple[StepBatch, dict[str, float]]:
-        """Rollout + reward, refilled by dynamic sampling until rollout_batch_size groups."""
-        cfg, n = self.cfg, self.cfg.rollout.n
-        ds = cfg.algorithm.filter_groups
-        want = cfg.data.rollout_batch_size
-        parts, records, scores, sizes, baselines = [], [], [], [], []
-        # Estimators that take per-row baselines (ReMax) get the greedy response's reward.
-        needs_baselines = estimator_requirements(cfg.algorithm.adv_estimator).baselines
-        timing = defaultdict(float)
-        kept_groups = gen_batches = 0
-        while kept_groups < want and gen_batches < (ds.max_num_gen_batches if ds.enable else 1):
-            gen_batches += 1
-            b_records = self.sampler.next(want)
-            t0 = time.perf_counter()
-            encoded = self._encode(b_records)
-            rollout = self._generate(
-                encoded.batch.repeat(n),
-                temperature=cfg.rollout.temperature,
-                greedy=False,
-                return_log_probs=cfg.rollout.check_log_probs,
-            )
-            timing["timing/generate"] += time.perf_counter() - t0
-            b_records_n = [r for r in b_records for _ in range(n)]
-            b_sizes = [s for s in encoded.model_image_sizes for _ in range(n)]
-            t0 = time.perf_counter()
-            b_scores = self._score(rollout, b_records_n, b_sizes)
-            timing["timing/reward"] += time.perf_counter() - t0
-            if needs_baselines:
-                t0 = time.perf_counter()
-                greedy = self._generate(encoded.batch, temperature=1.0, greedy=True)
-                greedy_scores = self._score(greedy, b_records, encoded.model_image_sizes)
-                b_baselines = [g["overall"] for g in greedy_scores for _ in range(n)]
-                timing["timing/baseline"] += time.perf_counter() - t0
-            keep = torch.ones(want, dtype=torch.bool)
-            if ds.enable:
-                metric = torch.tensor([s[ds.metric] for s in b_scores], dtype=torch.float64).view(
-                    want, n
-                )
-                keep = (metric.max(dim=1).values - metric.min(dim=1).values) > 0
-                keep[torch.cumsum(keep.long(), 0) > want - kept_groups] = False
-            kept_rows = torch.nonzero(keep.repeat_interleave(n)).flatten()
-            if kept_rows.numel():
-                parts.append(rollout.select(kept_rows))
-                records += [b_records_n[i] for i in kept_rows.tolist()]
-                scores += [b_scores[i] for i in kept_rows.tolist()]
-                sizes += [b_sizes[i] for i in kept_rows.tolist()]
-                if needs_baselines:
-                    baselines += [b_baselines[i] for i in kept_rows.tolist()]
-            kept_groups += int(keep.sum())
-        if not parts:
-            return None, {
-                **timing,
-                "batch/kept_groups": 0.0,
-                "batch/gen_batches": float(gen_batches),
-            }
-        rollout = concat_rollouts(parts, self.pad_id)
-        group = torch.arange(kept_groups).repeat_interleave(n)
-        info = {
-            **timing,
-            "batch/kept_groups": float(kept_groups),
-            "batch/gen_batches": float(gen_batches),
-        }
-        batch = StepBatch(rollout, records, scores, group, sizes)
-        batch.baselines = baselines if needs_baselines else None
-        return batch, info
-
-    def advantage(self, batch: StepBatch) -> None:
-        """One scalar per response from the configured estimator, keyed per task."""
-        a = self.cfg.algorithm
-        batch.task_index = self.registry.indices([r.task for r in batch.records])
-        batch.score_tensors = score_tensors([score_row(s) for s in batch.scores])
-        out = advantage_step(
-            StepInputs(
-                group=batch.group,
-                task_index=batch.task_index,
-                advantage_key=[getattr(r, self.advantage_key) for r in batch.records],
-                # float32, as the engine has always fed the estimator
-                rewards=batch.score_tensors["overall"].float(),
-                scores=batch.score_tensors,
-                response_mask=batch.rollout.response_mask.cpu(),
-                baselines=None
-                if batch.baselines is None
-                else torch.tensor(batch.baselines, dtype=torch.float32),
-            ),
-            a.adv_estimator,
-            self.step_tasks,
-            components=a.components,
-            options=a.estimator_options,
-        )
-        batch.advantages = out.advantages
-
-    def micro_batches(self, index: torch.Tensor) -> list[torch.Tensor]:
-        return list(index.split(self.cfg.actor.micro_batch_size))
-
-    def _token_entropy(self, scores) -> torch.Tensor:
-        if self.cfg.actor.entropy_band.estimator == "full":
-            return scores.entropy
-        return -scores.log_probs
-
-    def _forward(self, model, rollout: Rollout, with_grad: bool):
-        full = self.cfg.actor.entropy_band.estimator == "full"
-        with torch.set_grad_enabled(with_grad):
-            return score_tokens(
-                model,
-                rollout,
-                suppress_ids=self.suppress_ids,
-                temperature=self.cfg.rollout.temperature,
-                with_entropy=full,
-            )
-
-    @torch.no_grad()
-    def old_log_probs(self, batch: StepBatch) -> None:
-        """Log-probs (and token entropy) of the sampled tokens before any update."""
-        self.policy.eval()
-        old, ent, ref = [], [], []
-        for mb in self.micro_batches(torch.arange(batch.rollout.size)):
-            mb_rollout = batch.rollout.select(mb)
-            scores = self._forward(self.policy, mb_rollout, with_grad=False)
-            old.append(scores.log_probs)
-            ent.append(self._token_entropy(scores))
-            if self.cfg.actor.use_kl_loss:
-                ref_model = self.policy if self.ref_policy is None else self.ref_policy
-                with lora.reference(ref_model):
-                    ref.append(self._forward(ref_model, mb_rollout, with_grad=False).log_probs)
-        batch.old_log_probs = torch.cat(old)
-        batch.token_entropy = torch.cat(ent)
-        batch.ref_log_probs = torch.cat(ref) if ref else None
-
-    def update(self, batch: StepBatch) -> dict[str, float]:
-        """PPO-clip over mini-batches; micro-batch losses sum to the mini-batch loss."""
-        cfg, a = self.cfg, self.cfg.actor
-        self.policy.train()
-        B = batch.rollout.size
-        mini = min(a.mini_batch_size * cfg.rollout.n, B)
-        device = batch.rollout.responses.device
-        band_on = a.entropy_band.enable
-        coef = self.step_tasks.bands.coef.to(device)
-        stats = defaultdict(list)
-        for _ in range(a.ppo_epochs):
-            order = torch.randperm(B, generator=self.shuffle_gen) if a.shuffle else torch.arange(B)
-            for mb_index in order.split(mini):
-                mb_mask = batch.rollout.response_mask[mb_index]
-                denom = aggregation_denominator(mb_mask, a.loss_agg_mode)
-                micros = self.micro_batches(mb_index)
-                direction = count = None
-                if band_on and len(micros) > 1:
-                    t0 = time.perf_counter()
-                    direction, count, band_value = self._minibatch_band(batch, micros, mb_index)
-                    stats["actor/entropy_band_loss"].append(band_value)
-                    stats["timing/entropy_band_prepass"].append(time.perf_counter() - t0)
-                for micro in micros:
-                    m_rollout = batch.rollout.select(micro)
-                    scores = self._forward(self.policy, m_rollout, with_grad=True)
-                    mask = m_rollout.response_mask
-                    pg = ppo_clip_token_loss(
-                        scores.log_probs,
-                        batch.old_log_probs[micro],
-                        batch.advantages[micro].to(device),
-                        mask,
-                        a.clip_ratio_low,
-                        a.clip_ratio_high,
-                        a.clip_ratio_c,
-                    )
-                    loss = aggregate(pg.token_loss, mask, a.loss_agg_mode, denom)
-                    stats["actor/pg_loss"].append(float(loss.detach()))
-                    if batch.ref_log_probs is not None:
-                        kl = kl_penalty(
-                            scores.log_probs, batch.ref_log_probs[micro], a.kl_loss_type
-                        )
-                        kl_loss = aggregate(kl, mask, a.loss_agg_mode, denom)
-                        loss = loss + a.kl_loss_coef * kl_loss
-                        stats["actor/kl_loss"].append(float(kl_loss.detach()))
-                    if band_on:
-                        t0 = time.perf_counter()
-                        if direction is None:
-                            direction, count, band_value = self._band_stats(
-                                self._token_entropy(scores).detach(), mask, batch.task_index[micro]
-                            )
-                            stats["actor/entropy_band_loss"].append(band_value)
-                        loss = loss + entropy_band_surrogate(
-                            self._token_entropy(scores),
-                            mask,
-                            batch.task_index[micro].to(device),
-                            direction,
-                            coef,
-                            count,
-                        )
-                        stats["timing/entropy_band"].append(time.perf_counter() - t0)
-                    loss.backward()
-                    stats["actor/pg_clipfrac"].append(pg.clipfrac)
-                    stats["actor/pg_clipfrac_dual"].append(pg.clipfrac_dual)
-                    stats["actor/ppo_kl"].append(pg.approx_kl)
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    lora.trainable_parameters(self.policy), a.max_grad_norm
-                )
-                stats["actor/grad_norm"].append(float(grad_norm))
-                if math.isfinite(float(grad_norm)):
-                    self.optimizer.step()
-                else:
-                    logger.warning("step %d: non-finite gradient norm, update skipped", self.step)
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()
-        out = {}
-        for key, values in stats.items():
-            # pg/kl losses are partial sums per micro-batch: report the mini-batch total.
-            if key in ("actor/pg_loss", "actor/kl_loss"):
-                out[key] = sum(values) / (len(stats["actor/grad_norm"]))
-            elif key.startswith("timing/"):
-                out[key] = sum(values)
-            else:
-                out[key] = sum(values) / len(values)
-        out["actor/lr"] = self.scheduler.get_last_lr()[0]
-        return out
-
-    @torch.no_grad()
-    def _minibatch_band(self, batch: StepBatch, micros: list[torch.Tensor], mb_index: torch.Tensor):
-        """Band direction of an accumulated mini-batch: each task's entropy over all of its
-        tokens at the current parameters (one extra no-grad pass; method.md section 3)."""
-        entropy = torch.cat(
-            [
-                self._token_entropy(self._forward(self.policy, batch.rollout.select(m), False))
-                for m in micros
-            ]
-        )
-        return self._band_stats(
-            entropy, batch.rollout.response_mask[mb_index], batch.task_index[mb_index]
-        )
-
-    def _band_stats(
-        self, token_entropy: torch.Tensor, mask: torch.Tensor, task_index: torch.Tensor
-    ):
-        """Per-task band direction (K,), token count (K,) and band loss value of a mini-batch."""
-        side = band_side(token_entropy.float(), mask, task_index, self.step_tasks.bands)
-        return side.direction, side.count, side.penalty
-
     def train_step(self) -> dict[str, float]:
+        """One G2RPO step: collect (rollout -> score) -> advantage -> old/ref log-probs ->
+        update -> metrics."""
         if self.registry.auto_fields():
             raise RuntimeError(
                 "the task file's 'auto' bounds are unresolved: call fit() or resolve_auto_bounds() first"
@@ -548,98 +146,91 @@ class Trainer:
         if batch is None:
             logger.warning("step %d: dynamic sampling kept no group; no update", self.step + 1)
             return metrics
-        t0 = time.perf_counter()
-        self.advantage(batch)
-        metrics["timing/advantage"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        self.old_log_probs(batch)
-        metrics["timing/old_log_prob"] = time.perf_counter() - t0
-        if batch.rollout.gen_log_probs is not None:
-            gap = (batch.old_log_probs - batch.rollout.gen_log_probs).abs()
-            metrics["debug/log_prob_gap"] = float(gap[batch.rollout.response_mask.bool()].max())
-        t0 = time.perf_counter()
-        metrics.update(self.update(batch))
-        metrics["timing/update"] = time.perf_counter() - t0
-        metrics.update(self.batch_metrics(batch))
+        with timed(metrics, "timing/advantage"):
+            advantages = self.advantage(batch)
+        with timed(metrics, "timing/old_log_prob"):
+            old = self.old_log_probs(batch)
+        metrics.update(phases.log_prob_gap(batch.rollout, old))
+        with timed(metrics, "timing/update"):
+            metrics.update(self.update(batch, advantages, old))
+        metrics.update(self.batch_metrics(batch, advantages, old.entropy))
         metrics["timing/step"] = time.perf_counter() - t_step
-        response_tokens = float(batch.rollout.response_mask.sum())
-        prompt_tokens = float(batch.rollout.prompts.attention_mask.sum())
-        metrics["perf/response_tokens"] = response_tokens
-        metrics["perf/generate_tokens_per_s"] = response_tokens / max(
-            metrics["timing/generate"], 1e-9
-        )
-        metrics["perf/update_tokens_per_s"] = (
-            (prompt_tokens + response_tokens)
-            * self.cfg.actor.ppo_epochs
-            / max(metrics["timing/update"], 1e-9)
-        )
-        metrics["perf/peak_memory_mb"] = peak_memory_mb(self.device)
+        metrics.update(phases.throughput(batch.rollout, metrics, self.update_settings.ppo_epochs))
+        metrics["perf/peak_memory_mb"] = phases.peak_memory_mb(self.device)
         return metrics
 
-    def batch_metrics(self, batch: StepBatch) -> dict[str, float]:
-        """train/<metric> and train/<task>/<metric> (``step.metrics``), batch sizes."""
-        out = training_metrics(
-            self.step_tasks.names,
-            batch.task_index,
-            batch.score_tensors,
-            batch.rollout.response_mask,
-            batch.advantages,
-            batch.token_entropy,
+    def collect(self) -> tuple[RolloutBatch | None, dict[str, float]]:
+        """Rollout + score, refilled by dynamic sampling (``step.collect``)."""
+        return phases.collect(
+            self.sampler,
+            self.policy_io,
+            self.policy,
+            self.score,
+            self.registry,
+            self.collect_settings,
         )
-        lengths = batch.rollout.response_mask.sum(-1).cpu()
-        out["batch/responses"] = float(len(batch.scores))
-        out["batch/clip_ratio"] = float((lengths >= self.cfg.rollout.max_new_tokens).float().mean())
-        return out
+
+    def advantage(self, batch: RolloutBatch) -> torch.Tensor:
+        """(B,) advantages (``step.advantage``)."""
+        return phases.advantage(batch, self.step_tasks, self.advantage_settings)
+
+    def old_log_probs(self, batch: RolloutBatch) -> OldLogProbs:
+        """Log-probs, token entropy and reference log-probs before the update."""
+        return phases.old_log_probs(
+            self.policy_io,
+            self.policy,
+            batch.rollout,
+            self.update_settings.micro_batch_size,
+            self.reference,
+        )
+
+    def update(
+        self, batch: RolloutBatch, advantages: torch.Tensor, old: OldLogProbs
+    ) -> dict[str, float]:
+        """The PPO-clip update (``engine/update.py``); actor/* statistics."""
+        run = PolicyUpdate(
+            self.policy,
+            self.optimizer,
+            self.scheduler,
+            self.policy_io,
+            self.step_tasks.bands,
+            self.update_settings,
+        )
+        return run(batch, advantages, old, self.shuffle_gen, self.step)
+
+    def batch_metrics(
+        self, batch: RolloutBatch, advantages: torch.Tensor, token_entropy: torch.Tensor
+    ) -> dict[str, float]:
+        """train/<metric>, train/<task>/<metric> and batch sizes (``step.batch_metrics``)."""
+        return phases.batch_metrics(
+            batch,
+            advantages,
+            token_entropy,
+            self.step_tasks.names,
+            self.policy_io.sampling.max_new_tokens,
+        )
 
     # ------------------------------------------------------------------ validation
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Every validation set of every (selected) task: per-set, per-task and macro metrics."""
         if not self.val_sets:
             return {}
         r = self.cfg.rollout
-        samples = []
-        t0 = time.perf_counter()
-        # Validation draws from its own seeded stream: it never shifts the training samples.
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(self.cfg.trainer.seed + 10_000 + self.step)
-            for spec in self.eval_sets():
-                samples += run_set(
-                    spec,
-                    self.policy_calls(r.val_temperature),
-                    n=r.val_n,
-                    batch_size=r.val_batch_size,
-                    max_new_tokens=r.max_new_tokens,
-                    answer_tag=self.reward_config.answer_tag,
-                    think_tag=self.reward_config.think_tag,
-                    coordinate_frame=self.reward_config.coordinate_frame,
-                )
-        tasks = [t for t in self.tasks if any(s["task"] == t for s in samples)]
-        metrics = compute_validation_metrics(samples, tasks=tasks)
-        metrics["timing/validation"] = time.perf_counter() - t0
-        return metrics
-
-    def eval_sets(self) -> list[EvalSet]:
-        """The loaded validation sets with their task and benchmark metric."""
-        named = self.registry.validation_sets()
-        return [
-            EvalSet(name, named[name][0], named[name][1].metric, records)
-            for name, records in self.val_sets.items()
-        ]
+        return validate(
+            eval_sets(self.registry, self.val_sets),
+            self.policy_calls(r.val_temperature),
+            self.tasks,
+            self.reward_config,
+            seed=self.cfg.trainer.seed + VALIDATION_SEED_OFFSET + self.step,
+            device=self.device,
+            n=r.val_n,
+            batch_size=r.val_batch_size,
+            max_new_tokens=r.max_new_tokens,
+        )
 
     def policy_calls(self, temperature: float) -> PolicyCalls:
         """encode / generate (greedy at temperature 0) / score / decode of this policy."""
-        greedy = temperature == 0
-        return PolicyCalls(
-            encode=self._encode,
-            generate=lambda batch: self._generate(
-                batch, temperature=temperature or 1.0, greedy=greedy
-            ),
-            score=self._score,
-            decode=lambda rollout: self.tokenizer.batch_decode(
-                rollout.responses.cpu(), skip_special_tokens=True
-            ),
-        )
+        return policy_calls(self.policy_io, self.policy, temperature, self.score)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -696,8 +287,8 @@ class Trainer:
             self.sampler.load_state_dict(state["sampler"])
         except ValueError as e:
             raise ConfigError(str(e)) from e
-        self.policy = self._load_policy(str(folder / "model"))
-        self.optimizer, self.scheduler = self._make_optimizer()
+        self.policy = self.load_policy(str(folder / "model"))
+        self.optimizer, self.scheduler = make_optimizer(self.policy, self.cfg.actor)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         ckpt.set_rng_state(state["rng"])
@@ -780,8 +371,6 @@ class Trainer:
                             reward=f"{metrics.get('train/reward', float('nan')):.3f}",
                             entropy=f"{metrics.get('train/entropy', float('nan')):.3f}",
                         )
-                    if self.step_hook is not None:
-                        self.step_hook(self, self.step)
             if bar is not None:
                 bar.close()
             if t.save_merged:
@@ -825,12 +414,3 @@ def _progress(enabled: bool, total: int, initial: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak accelerator memory, or the process's peak RSS on CPU, in MiB."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

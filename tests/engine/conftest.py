@@ -128,12 +128,26 @@ class Killed(Exception):
 
 def fit_until_killed(trainer, step: int) -> None:
     """``trainer.fit()`` that dies right after step ``step`` (its checkpoint, if due, is
-    written), as a killed job would."""
+    written), as a killed job would: the next step's call raises before it starts."""
+    train_step = trainer.train_step
 
-    def hook(_, done: int) -> None:
-        if done == step:
+    def killed_after_step() -> dict:
+        if trainer.step == step:
             raise Killed
+        return train_step()
 
-    trainer.step_hook = hook
+    trainer.train_step = killed_after_step
     with pytest.raises(Killed):
         trainer.fit()
+    assert trainer.step == step
+
+
+def set_band(trainer, **bounds: float) -> None:
+    """Gives every task of ``trainer`` the entropy band ``h_min`` / ``h_max`` / ``coef``
+    named (the others as the task file has them), as a task file saying so would."""
+    from dataclasses import replace
+
+    tasks = trainer.step_tasks
+    old = tasks.bands
+    new = {k: torch.full_like(getattr(old, k), float(v)) for k, v in bounds.items()}
+    trainer.step_tasks = replace(tasks, bands=replace(old, **new))

@@ -166,7 +166,7 @@ def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path):
 
 
 def test_thread_default_is_the_usable_cores_less_the_busy_ones(monkeypatch):
-    from openvlthinker.engine.trainer import default_num_threads
+    from openvlthinker.engine.setup import default_num_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert default_num_threads(cores=8, load=0.7) == 8

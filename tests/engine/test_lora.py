@@ -32,8 +32,7 @@ def adapter_parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def rollout_scores(trainer: Trainer, model: torch.nn.Module, rollout) -> torch.Tensor:
-    with torch.no_grad():
-        return trainer._forward(model, rollout, with_grad=False).log_probs
+    return trainer.policy_io.log_probs(model, rollout).log_probs
 
 
 @pytest.mark.parametrize(
@@ -78,7 +77,7 @@ def test_default_targets_are_the_language_models_linear_layers(engine_config, ti
 
 def test_lora_trains_adapters_only_and_the_reference_is_the_base_model(engine_config, caplog):
     cfg = engine_config(*LORA, "actor.use_kl_loss=true", "trainer.total_steps=2")
-    with caplog.at_level(logging.INFO, logger="openvlthinker.engine.trainer"):
+    with caplog.at_level(logging.INFO, logger="openvlthinker.engine.setup"):
         trainer = Trainer(cfg)
     trainable, total = lora.parameter_counts(trainer.policy)
     assert f"trainable parameters: {trainable} of {total} (" in caplog.text
@@ -97,13 +96,12 @@ def test_lora_trains_adapters_only_and_the_reference_is_the_base_model(engine_co
     assert all(not torch.equal(start[n], end[n]) for n in end if "lora_B" in n)
 
     batch, _ = trainer.collect()
-    trainer.advantage(batch)
-    trainer.old_log_probs(batch)
+    old = trainer.old_log_probs(batch)
     mask = batch.rollout.response_mask.bool()
     reference = rollout_scores(trainer, base, batch.rollout)
-    torch.testing.assert_close(batch.ref_log_probs[mask], reference[mask], rtol=0, atol=1e-6)
+    torch.testing.assert_close(old.ref_log_probs[mask], reference[mask], rtol=0, atol=1e-6)
     # the adapters do move the policy away from that reference
-    assert (batch.old_log_probs - batch.ref_log_probs)[mask].abs().max() > 1e-4
+    assert (old.log_probs - old.ref_log_probs)[mask].abs().max() > 1e-4
 
 
 def test_frozen_vision_tower_gets_no_gradient(engine_config):
@@ -114,13 +112,13 @@ def test_frozen_vision_tower_gets_no_gradient(engine_config):
     assert tower_ids and not tower_ids & optimised
     before = {n: p.detach().clone() for n, p in trainer.policy.named_parameters()}
     batch, _ = trainer.collect()
-    trainer.advantage(batch)
-    trainer.old_log_probs(batch)
+    advantages = trainer.advantage(batch)
+    old = trainer.old_log_probs(batch)
     micro = batch.rollout.select(torch.arange(batch.rollout.size))
-    trainer._forward(trainer.policy, micro, with_grad=True).log_probs.sum().backward()
+    trainer.policy_io.log_probs(trainer.policy, micro, with_grad=True).log_probs.sum().backward()
     assert all(p.grad is None for p in tower.parameters())
     trainer.optimizer.zero_grad(set_to_none=True)
-    trainer.update(batch)
+    trainer.update(batch, advantages, old)
     for name, p in trainer.policy.named_parameters():
         changed = not torch.equal(before[name], p)
         if ".visual." in f".{name}":

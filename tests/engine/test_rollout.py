@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from openvlthinker.engine.logprob import score_tokens
+from openvlthinker.engine.logprob import token_log_probs
 from openvlthinker.engine.modeling import vision_token_ids
 from openvlthinker.engine.rollout import (
     concat_rollouts,
@@ -86,18 +86,18 @@ def test_recomputed_log_probs_match_generation_scores(tiny_qwen3, make_image, te
     rollout = generate(model, batch.repeat(3), max_new_tokens=12, **_sampling(tok, temperature))
     assert not torch.isin(rollout.responses, torch.tensor(suppress)).any()
     with torch.no_grad():
-        scores = score_tokens(
-            model, rollout, suppress_ids=suppress, temperature=temperature, with_entropy=True
+        recomputed = token_log_probs(
+            model, rollout, suppress_ids=suppress, temperature=temperature, entropy="full"
         )
     mask = rollout.response_mask.bool()
-    diff = (scores.log_probs - rollout.gen_log_probs)[mask].abs().max()
+    diff = (recomputed.log_probs - rollout.gen_log_probs)[mask].abs().max()
     assert diff < 1e-4
-    assert (scores.entropy[mask] > 0).all() and (
-        scores.entropy[mask] <= torch.log(torch.tensor(len(tok)))
+    assert (recomputed.entropy[mask] > 0).all() and (
+        recomputed.entropy[mask] <= torch.log(torch.tensor(len(tok)))
     ).all()
     # The suppression mask matters: without it the re-scored policy is a different one.
     with torch.no_grad():
-        unmasked = score_tokens(model, rollout, suppress_ids=[], temperature=temperature)
+        unmasked = token_log_probs(model, rollout, suppress_ids=[], temperature=temperature)
     assert (unmasked.log_probs - rollout.gen_log_probs)[mask].abs().max() > 1e-4
 
 
@@ -113,6 +113,6 @@ def test_concat_rollouts_pads_and_keeps_per_sample_scores(tiny_qwen3, make_image
     both = concat_rollouts([a, b], pad_id=tok.pad_token_id)
     assert both.responses.shape == (3, 7) and both.prompts.image_count.tolist() == [0, 1, 2]
     with torch.no_grad():
-        scores = score_tokens(model, both, suppress_ids=suppress, temperature=1.0)
+        recomputed = token_log_probs(model, both, suppress_ids=suppress, temperature=1.0)
     mask = both.response_mask.bool()
-    assert (scores.log_probs - both.gen_log_probs)[mask].abs().max() < 1e-4
+    assert (recomputed.log_probs - both.gen_log_probs)[mask].abs().max() < 1e-4

@@ -25,6 +25,6 @@ def test_the_engine_scores_with_the_tasks_scorer_options(engine_config, case_sen
     ids = torch.tensor([trainer.tokenizer(text)["input_ids"]])
     rollout = SimpleNamespace(responses=ids, response_lengths=lambda: torch.tensor([ids.shape[1]]))
     record = trainer.train_records[0]
-    (result,) = trainer._score(rollout, [record], [(32, 32)])
+    (result,) = trainer.score(rollout, [record], [(32, 32)])
     # the test reward is 1 - CER against "the the the the": 12 of 15 characters differ in case
     assert result["correctness"] == pytest.approx(expected)

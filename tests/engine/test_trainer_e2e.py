@@ -8,7 +8,7 @@ import torch
 
 from openvlthinker.advantage import ESTIMATORS
 from openvlthinker.engine.trainer import Trainer
-from tests.engine.conftest import fit_until_killed
+from tests.engine.conftest import fit_until_killed, set_band
 
 TWO_TASKS = {"alpha": ("ocr", "the the the the"), "beta": ("ocr", "the world the the")}
 VOLATILE = ("timing/", "perf/")
@@ -29,26 +29,24 @@ def test_one_step_advantages_log_probs_and_direction(engine_config):
     )
     trainer = Trainer(cfg)
     batch, _ = trainer.collect()
-    trainer.advantage(batch)
+    advantages = trainer.advantage(batch)
     tasks = [r.task for r in batch.records]
     assert set(tasks) == {"alpha", "beta"}
     for t in ("alpha", "beta"):
-        adv = batch.advantages[torch.tensor([x == t for x in tasks])]
+        adv = advantages[torch.tensor([x == t for x in tasks])]
         assert adv.abs().max() > 0.1  # dense rewards: the groups are not all-equal
         assert abs(float(adv.double().mean())) < 1e-6
-    trainer.old_log_probs(batch)
+    old = trainer.old_log_probs(batch)
     mask = batch.rollout.response_mask.bool()
-    assert (batch.old_log_probs - batch.rollout.gen_log_probs)[mask].abs().max() < 1e-4
+    assert (old.log_probs - batch.rollout.gen_log_probs)[mask].abs().max() < 1e-4
 
-    trainer.update(batch)
-    trainer.old_log_probs_new = None
-    with torch.no_grad():
-        new = trainer._forward(trainer.policy, batch.rollout, with_grad=False).log_probs
-    change = ((new - batch.old_log_probs) * mask).sum(-1)
-    pos, neg = batch.advantages > 0, batch.advantages < 0
+    trainer.update(batch, advantages, old)
+    new = trainer.policy_io.log_probs(trainer.policy, batch.rollout).log_probs
+    change = ((new - old.log_probs) * mask).sum(-1)
+    pos, neg = advantages > 0, advantages < 0
     # The update raises the likelihood of better-than-average responses relative to worse ones.
     assert change[pos].mean() > change[neg].mean()
-    corr = torch.corrcoef(torch.stack([change, batch.advantages.float()]))[0, 1]
+    corr = torch.corrcoef(torch.stack([change, advantages.float()]))[0, 1]
     assert corr > 0.3
 
 
@@ -76,24 +74,21 @@ def test_entropy_band_gradient_zero_inside_and_pushes_outside(engine_config):
     cfg = engine_config("actor.lr=0.02", "actor.clip_ratio_c=null")
     trainer = Trainer(cfg)
     batch, _ = trainer.collect()
-    trainer.advantage(batch)
-    batch.advantages = torch.zeros_like(batch.advantages)  # only the band moves the policy
-    trainer.old_log_probs(batch)
+    advantages = torch.zeros(batch.size)  # only the band moves the policy
+    old = trainer.old_log_probs(batch)
     mask = batch.rollout.response_mask.float()
     start = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
-    h = float((batch.token_entropy * mask).sum() / mask.sum())
+    h = float((old.entropy * mask).sum() / mask.sum())
 
     def mean_entropy():
-        with torch.no_grad():
-            lp = trainer._forward(trainer.policy, batch.rollout, with_grad=False).log_probs
+        lp = trainer.policy_io.log_probs(trainer.policy, batch.rollout).log_probs
         return float((-lp * mask).sum() / mask.sum())
 
     def run(h_min, h_max):
         trainer.policy.load_state_dict(start)
         trainer.optimizer.state.clear()
-        trainer.h_min, trainer.h_max = torch.tensor([h_min]), torch.tensor([h_max])
-        trainer.band_coef = torch.tensor([1.0])
-        stats = trainer.update(batch)
+        set_band(trainer, h_min=h_min, h_max=h_max, coef=1.0)
+        stats = trainer.update(batch, advantages, old)
         return stats["actor/grad_norm"], mean_entropy()
 
     grad_inside, h_inside = run(h - 1.0, h + 1.0)
@@ -117,7 +112,7 @@ def test_dynamic_sampling_drops_constant_groups_and_refills(engine_config):
     batch, info = trainer.collect()
     assert info["batch/kept_groups"] == 2 and info["batch/gen_batches"] >= 2
     assert {r.task for r in batch.records} == {"alpha"}
-    acc = torch.tensor([s["acc"] for s in batch.scores]).view(2, 4)
+    acc = batch.scores["acc"].view(2, 4)
     assert ((acc.max(1).values - acc.min(1).values) > 0).all()
     assert batch.group.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
 
@@ -152,8 +147,7 @@ def test_kl_loss_starts_at_zero_and_composes_with_the_band(engine_config):
         "actor.lr=0.05",
     )
     trainer = Trainer(cfg)
-    trainer.h_max = torch.tensor([1.0])  # entropy (about 6) is above the band: band active
-    trainer.band_coef = torch.tensor([0.1])
+    set_band(trainer, h_max=1.0, coef=0.1)  # entropy (about 6) is above the band: band active
     first = trainer.train_step()
     assert first["actor/kl_loss"] == 0.0  # one mini-batch: the policy still equals the reference
     assert first["actor/entropy_band_loss"] > 0
@@ -165,14 +159,14 @@ def test_kl_loss_starts_at_zero_and_composes_with_the_band(engine_config):
 def test_every_registered_estimator_runs_through_the_engine(engine_config, estimator):
     trainer = Trainer(engine_config(f"algorithm.adv_estimator={estimator}"))
     batch, _ = trainer.collect()
-    trainer.advantage(batch)
-    assert batch.advantages.shape == (8,) and torch.isfinite(batch.advantages).all()
-    rewards = torch.tensor([s["overall"] for s in batch.scores])
+    advantages = trainer.advantage(batch)
+    assert advantages.shape == (8,) and torch.isfinite(advantages).all()
+    rewards = batch.scores["overall"].float()
     if estimator == "remax":
         # ReMax: reward minus the greedy response's reward of the same prompt (one per group).
-        base = torch.tensor(batch.baselines)
+        base = batch.baselines.float()
         assert torch.equal(base.view(2, 4), base.view(2, 4)[:, :1].expand(2, 4))
-        torch.testing.assert_close(batch.advantages, rewards - base)
+        torch.testing.assert_close(advantages, rewards - base)
     else:
         assert batch.baselines is None
 
@@ -192,16 +186,16 @@ def test_micro_batch_split_does_not_change_the_update(engine_config, mode):
                 out=f"micro{micro}",
             )
         )
-        trainer.h_max, trainer.band_coef = torch.tensor([1.0]), torch.tensor([0.5])
+        set_band(trainer, h_max=1.0, coef=0.5)
         batch, _ = trainer.collect()
-        trainer.advantage(batch)
-        trainer.old_log_probs(batch)
+        advantages = trainer.advantage(batch)
+        old = trainer.old_log_probs(batch)
         grads = []
         params = list(trainer.policy.parameters())
         trainer.optimizer.register_step_pre_hook(
             lambda *_, grads=grads, params=params: grads.extend(p.grad.clone() for p in params)
         )
-        stats = trainer.update(batch)
+        stats = trainer.update(batch, advantages, old)
         results.append((stats, grads))
     (a, pa), (b, pb) = results
     assert a["actor/entropy_band_loss"] > 0
@@ -214,31 +208,33 @@ def test_micro_batch_split_does_not_change_the_update(engine_config, mode):
 
 
 def test_gs_gdpo_weighs_components_by_the_task_file(engine_config):
+    from dataclasses import replace
+
     from openvlthinker.advantage import compute_advantage
 
     trainer = Trainer(engine_config("algorithm.adv_estimator=gs_gdpo"))
     batch, _ = trainer.collect()
     # Every task of the test file has length_weight 0: its length component is a constant
     # (as the verl trainer treats it), however much the trapezoid values vary.
-    for i, s in enumerate(batch.scores):
-        s["length"] = float(i % 3) / 2
-        s["format"] = float(i % 2)
-    trainer.advantage(batch)
+    b = batch.size
+    rows = torch.arange(b, dtype=torch.float64)
+    scores = {**batch.scores, "length": (rows % 3) / 2, "format": rows % 2}
+    batch = replace(batch, scores=scores)
+    advantages = trainer.advantage(batch)
     names = ("correctness", "format", "structure")
-    components = {n: torch.tensor([float(s[n]) for s in batch.scores]) for n in names}
-    components["length"] = torch.zeros(len(batch.scores))
+    components = {n: scores[n].float() for n in names}
+    components["length"] = torch.zeros(b)
     args = {
-        "rewards": torch.tensor([s["overall"] for s in batch.scores]),
+        "rewards": scores["overall"].float(),
         "group": batch.group,
         "task": [r.task for r in batch.records],
         "components": components,
     }
     # the test task file weighs correctness 1.0, format / structure / length 0
-    b = len(batch.scores)
     weights = {n: torch.full((b,), 1.0 if n == "correctness" else 0.0) for n in components}
     want = compute_advantage("gs_gdpo", **args, reward_weights=weights)
-    torch.testing.assert_close(batch.advantages, want)
-    assert not torch.allclose(batch.advantages, compute_advantage("gs_gdpo", **args))
+    torch.testing.assert_close(advantages, want)
+    assert not torch.allclose(advantages, compute_advantage("gs_gdpo", **args))
 
 
 def test_a_task_file_may_use_a_user_scorers_problem_type(engine_config, tmp_path):

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from openvlthinker.engine.config.base import Section
+from openvlthinker.engine.config.base import ConfigError, Section
 from openvlthinker.engine.config.model import ModelConfig
 from openvlthinker.engine.config.run import CalibrationConfig, EvalConfig, TrainerConfig
 from openvlthinker.engine.loss import KL_PENALTIES, LOSS_AGG_MODES
+from openvlthinker.method_config import EntropyBandConfig as SharedEntropyBandConfig
 from openvlthinker.rewards.config import RewardConfig
 
 
@@ -195,22 +196,16 @@ class AlgorithmConfig(Section):
 
 
 @dataclass
-class EntropyBandConfig(Section):
+class EntropyBandConfig(SharedEntropyBandConfig, Section):
+    """The band config both engines share (``method_config``), at ``actor.entropy_band``."""
+
     SECTION = "actor.entropy_band"
 
-    enable: bool = field(
-        default=True,
-        metadata={"help": "Add the per-task entropy band (method.md section 3) to the loss."},
-    )
-    estimator: str = field(
-        default="sampled",
-        metadata={
-            "help": "Token entropy: sampled (-log pi of the sampled token) or full (over vocab)."
-        },
-    )
-
     def __post_init__(self) -> None:
-        self._check(self.estimator in ("sampled", "full"), "estimator", "use sampled or full")
+        try:
+            super().__post_init__()
+        except ValueError as e:
+            raise ConfigError(f"actor.{e}") from None
 
 
 @dataclass
