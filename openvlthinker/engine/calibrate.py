@@ -23,8 +23,8 @@ from openvlthinker.data import Record
 from openvlthinker.engine.calibration_report import write_report
 from openvlthinker.engine.config import TrainConfig
 from openvlthinker.engine.data import RecordSampler
+from openvlthinker.engine.phases import old_log_probs, scores_of
 from openvlthinker.engine.policy import PolicyIO
-from openvlthinker.engine.step import old_log_probs, scores_of
 from openvlthinker.shaping.calibration import (
     CALIBRATION_FILE,
     Calibration,

@@ -1,7 +1,7 @@
 """The single-process G2RPO trainer: a run's state (policy, optimiser, data position, step)
 and its loop (:meth:`Trainer.fit`: steps, validation, checkpoints, resume).
 
-Set-up is ``engine/setup.py``; the step's phases are ``engine/step.py`` and
+Set-up is ``engine/setup.py``; the step's phases are ``engine/phases.py`` and
 ``engine/update.py``; validation is ``engine/validation.py``. :meth:`Trainer.train_step`
 reads as the algorithm: collect (rollout -> score) -> advantage -> old/ref log-probs ->
 update -> metrics.
@@ -20,12 +20,18 @@ from transformers import AutoConfig
 
 from openvlthinker.data import Record
 from openvlthinker.engine import checkpoint as ckpt
-from openvlthinker.engine import lora
-from openvlthinker.engine import step as phases
+from openvlthinker.engine import lora, phases
 from openvlthinker.engine.calibrate import CALIBRATION_FILE, auto_calibration
 from openvlthinker.engine.config import ConfigError, TrainConfig, resume_conflicts, to_dict
 from openvlthinker.engine.data import RecordSampler
 from openvlthinker.engine.modeling import load_processor
+from openvlthinker.engine.phases import (
+    AdvantageSettings,
+    CollectSettings,
+    OldLogProbs,
+    RolloutBatch,
+    timed,
+)
 from openvlthinker.engine.plot import plot_history
 from openvlthinker.engine.policy import PolicyIO
 from openvlthinker.engine.rollout import Rollout
@@ -40,13 +46,6 @@ from openvlthinker.engine.setup import (
     make_optimizer,
     reference_model,
     resolve_device,
-)
-from openvlthinker.engine.step import (
-    AdvantageSettings,
-    CollectSettings,
-    OldLogProbs,
-    RolloutBatch,
-    timed,
 )
 from openvlthinker.engine.tracking import Tracker, read_jsonl
 from openvlthinker.engine.update import PolicyUpdate, UpdateSettings
@@ -126,7 +125,7 @@ class Trainer:
         return self.policy if self.ref_policy is None else self.ref_policy
 
     def score(self, rollout: Rollout, records: list[Record], model_image_sizes: list) -> list[dict]:
-        """The reward results of a rollout's rows (``step.score_rollout``)."""
+        """The reward results of a rollout's rows (``phases.score_rollout``)."""
         return phases.score_rollout(
             self.policy_io, rollout, records, model_image_sizes, self.registry, self.reward_config
         )
@@ -160,7 +159,7 @@ class Trainer:
         return metrics
 
     def collect(self) -> tuple[RolloutBatch | None, dict[str, float]]:
-        """Rollout + score, refilled by dynamic sampling (``step.collect``)."""
+        """Rollout + score, refilled by dynamic sampling (``phases.collect``)."""
         return phases.collect(
             self.sampler,
             self.policy_io,
@@ -171,7 +170,7 @@ class Trainer:
         )
 
     def advantage(self, batch: RolloutBatch) -> torch.Tensor:
-        """(B,) advantages (``step.advantage``)."""
+        """(B,) advantages (``phases.advantage``)."""
         return phases.advantage(batch, self.step_tasks, self.advantage_settings)
 
     def old_log_probs(self, batch: RolloutBatch) -> OldLogProbs:
@@ -201,7 +200,7 @@ class Trainer:
     def batch_metrics(
         self, batch: RolloutBatch, advantages: torch.Tensor, token_entropy: torch.Tensor
     ) -> dict[str, float]:
-        """train/<metric>, train/<task>/<metric> and batch sizes (``step.batch_metrics``)."""
+        """train/<metric>, train/<task>/<metric> and batch sizes (``phases.batch_metrics``)."""
         return phases.batch_metrics(
             batch,
             advantages,

@@ -25,8 +25,8 @@ from openvlthinker.engine.loss import (
     kl_penalty,
     ppo_clip_token_loss,
 )
+from openvlthinker.engine.phases import OldLogProbs, RolloutBatch
 from openvlthinker.engine.policy import PolicyIO
-from openvlthinker.engine.step import OldLogProbs, RolloutBatch
 from openvlthinker.shaping import entropy_band_surrogate
 from openvlthinker.step import BandSide, TaskBands, band_side
 

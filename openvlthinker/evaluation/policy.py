@@ -10,9 +10,9 @@ from transformers import AutoConfig
 
 from openvlthinker.engine.config import TrainConfig
 from openvlthinker.engine.modeling import load_policy, load_processor
+from openvlthinker.engine.phases import score_rollout
 from openvlthinker.engine.policy import PolicyIO
 from openvlthinker.engine.setup import DTYPES, resolve_device
-from openvlthinker.engine.step import score_rollout
 from openvlthinker.engine.validation import PolicyCalls, policy_calls
 from openvlthinker.rewards import RewardConfig
 from openvlthinker.tasks import TaskRegistry
