@@ -24,12 +24,9 @@ from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from openvlthinker.rewards.score import score_reward_item
-from openvlthinker.step import SCORE_KEYS, score_row, task_reward_item
+from openvlthinker.step import score_row, task_reward_item
 
 logger = logging.getLogger(__name__)
-
-#: Keys of ``reward_extra_info`` (a score row); all floats so verl can average them.
-EXTRA_KEYS = SCORE_KEYS
 
 
 def decode_ground_truth(value: Any) -> Any:
@@ -155,8 +152,7 @@ class OpenVLThinkerRewardManager(RewardManagerBase):
             )
         except Exception:
             logger.exception("reward for task %r failed; scoring the response 0", task)
-            info = {key: 0.0 for key in EXTRA_KEYS}
-            info["reward_error"] = 1.0
+            info: dict[str, Any] = score_row({"error": "the row could not be scored"})
             info.update(self._failed_validation_extra(item))
         return {"reward_score": info["overall"], "reward_extra_info": info}
 

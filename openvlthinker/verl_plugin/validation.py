@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from openvlthinker.rewards.config import RESULT_KEYS
 from openvlthinker.tasks import compute_validation_metrics
-
-SCORE_KEYS = ("overall", "correctness", "format", "structure", "length", "acc")
 
 
 def plugin_validation_metrics(
@@ -39,7 +38,7 @@ def plugin_validation_metrics(
             continue
         task, vset = named[name]
         scores: dict[str, Any] = {
-            k: float(infos[k][i]) for k in SCORE_KEYS if k in infos and infos[k][i] is not None
+            k: float(infos[k][i]) for k in RESULT_KEYS if k in infos and infos[k][i] is not None
         }
         errors = infos.get("reward_error")
         scores["error"] = "reward error" if errors and errors[i] else None

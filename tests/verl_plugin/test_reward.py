@@ -14,8 +14,9 @@ from verl import DataProto
 
 from openvlthinker.rewards import RESULT_KEYS, score
 from openvlthinker.shaping import length_trapezoid
+from openvlthinker.step import SCORE_KEYS
 from openvlthinker.tasks import load_tasks
-from openvlthinker.verl_plugin.reward import EXTRA_KEYS, OpenVLThinkerRewardManager
+from openvlthinker.verl_plugin.reward import OpenVLThinkerRewardManager
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = REPO / "configs" / "tasks_tiny.yaml"
@@ -77,7 +78,7 @@ def test_length_counts_tokens_with_the_tasks_envelope(manager, tiny_tokenizer, t
     )
     assert out["reward_score"] == pytest.approx(direct["overall"])
     assert info["acc"] == info["correctness"] == pytest.approx(direct["correctness"])
-    assert set(info) == set(EXTRA_KEYS) and info["reward_error"] == 0.0
+    assert set(info) == set(SCORE_KEYS) and info["reward_error"] == 0.0
     assert all(isinstance(v, float) for v in info.values())
     # what the manager writes is the reward suite's result, key for key, plus the error flag
     assert set(direct) - {"error"} == set(RESULT_KEYS) == set(info) - {"reward_error"}
@@ -97,7 +98,7 @@ def test_a_malformed_row_scores_zero_without_crashing(manager, tiny_tokenizer):
     data.non_tensor_batch["reward_model"] = np.array([{"style": "rule"}], dtype=object)
     out = run(manager, data)
     assert out["reward_score"] == 0.0 and out["reward_extra_info"]["reward_error"] == 1.0
-    assert set(out["reward_extra_info"]) == set(EXTRA_KEYS)
+    assert set(out["reward_extra_info"]) == set(SCORE_KEYS)
 
 
 def test_the_tasks_scorer_options_reach_the_scorer(tiny_tokenizer, tmp_path):

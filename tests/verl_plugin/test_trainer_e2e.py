@@ -23,8 +23,8 @@ import pytest
 import torch
 
 from openvlthinker.advantage import compute_advantage
+from openvlthinker.step import SCORE_KEYS
 from openvlthinker.tasks import load_tasks
-from openvlthinker.verl_plugin.reward import EXTRA_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "tiny_cpu_verl.yaml"
@@ -167,7 +167,7 @@ def check_reward_manager(rec: dict) -> None:
     ``reward_error`` 1, never a crash)."""
     rewards = torch.tensor([sum(r) for r in rec["rm_scores"]], dtype=torch.float64)
     for row, info in enumerate(rec["reward_extra_info"]):
-        missing = [k for k in EXTRA_KEYS if k not in info]
+        missing = [k for k in SCORE_KEYS if k not in info]
         assert not missing, f"step {rec['step']} row {row}: reward_extra_info lacks {missing}"
         assert info["reward_error"] in (0.0, 1.0), f"step {rec['step']} row {row}: {info}"
         assert info["overall"] == pytest.approx(float(rewards[row]), abs=1e-6), (
